@@ -1,0 +1,66 @@
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
+
+/**
+ * The text forms events take in the store. Timestamps are fixed-width RFC 3339
+ * with nanoseconds ("2025-10-24T10:00:00.000000000Z") so that they sort as
+ * text and `sqlite3 aggregator.db 'select * from events'` stays readable.
+ */
+
+/** Smallest and largest seconds a google.protobuf.Timestamp may hold (years 0001 to 9999). */
+export const minTimestampSeconds = -62_135_596_800n;
+export const maxTimestampSeconds = 253_402_300_799n;
+
+/** Store form of a timestamp; the caller has checked it is in range. */
+export function timestampToText(ts: Timestamp): string {
+  const iso = new Date(Number(ts.seconds) * 1000).toISOString(); // "YYYY-MM-DDTHH:MM:SS.000Z"
+  return `${iso.slice(0, 19)}.${String(ts.nanos).padStart(9, "0")}Z`;
+}
+
+/** Timestamp message from its store form. */
+export function textToTimestamp(text: string): Timestamp {
+  return create(TimestampSchema, {
+    seconds: BigInt(Date.parse(`${text.slice(0, 19)}Z`) / 1000),
+    nanos: Number(text.slice(20, 29)),
+  });
+}
+
+/** RFC 3339 as protobuf JSON writes it: 0, 3, 6 or 9 fraction digits. For REST answers. */
+export function textToRfc3339(text: string): string {
+  const fraction = text.slice(20, 29);
+  const trimmed = fraction === "000000000" ? "" : fraction.endsWith("000000") ? `.${fraction.slice(0, 3)}` : fraction.endsWith("000") ? `.${fraction.slice(0, 6)}` : `.${fraction}`;
+  return `${text.slice(0, 19)}${trimmed}Z`;
+}
+
+/** Thrown by canonicalJson for values JSON cannot carry. */
+export class PayloadShapeError extends Error {}
+
+/**
+ * JSON text of a payload with object keys sorted, so the same logical payload
+ * always has the same text: re-sends compare equal however the producer ordered
+ * the keys. Refuses non-finite numbers and nesting deeper than maxDepth.
+ */
+export function canonicalJson(value: JsonObject, maxDepth: number): string {
+  return write(value, 1, maxDepth);
+}
+
+function write(value: JsonValue, depth: number, maxDepth: number): string {
+  if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new PayloadShapeError(`contains ${value}, which JSON cannot represent`);
+    return JSON.stringify(value);
+  }
+  if (depth > maxDepth) throw new PayloadShapeError(`is nested deeper than ${maxDepth} levels`);
+  if (Array.isArray(value)) {
+    return `[${value.map((item) => write(item, depth + 1, maxDepth)).join(",")}]`;
+  }
+  const keys = Object.keys(value).sort();
+  const parts: string[] = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    parts[i] = `${JSON.stringify(key)}:${write(value[key] as JsonValue, depth + 1, maxDepth)}`;
+  }
+  return `{${parts.join(",")}}`;
+}

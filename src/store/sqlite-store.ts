@@ -1,0 +1,119 @@
+import type Database from "better-sqlite3";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "pino";
+import type { Durability } from "../config.js";
+import { StorageUnavailableError } from "../errors.js";
+import { fieldsPerEvent, type FlatBatch } from "./append.js";
+import { createStoreReader, type StoreReader } from "./reader.js";
+import { openForReading } from "./schema.js";
+import type { AppendResult, EventRecord, EventStore } from "./types.js";
+import type { FromWriter, ToWriter, WriterOptions } from "./writer-protocol.js";
+
+/** Thrown by openSqliteStore when the database cannot be opened or used; main() exits with a clear message. */
+export class StoreOpenError extends Error {}
+
+interface Waiter {
+  resolve: (result: AppendResult) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The embedded store: one writer worker owns the write connection; queries
+ * run on a read-only connection in this thread, reading WAL snapshots.
+ */
+export async function openSqliteStore(dbPath: string, durability: Durability, log: Logger): Promise<EventStore> {
+  const options: WriterOptions = { dbPath, durability };
+  const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: options });
+  const waiters = new Map<number, Waiter>();
+  let nextId = 1;
+  let closed: (() => void) | undefined;
+  let workerGone: Error | undefined;
+
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on("message", (message: FromWriter) => {
+      switch (message.type) {
+        case "ready":
+          resolve();
+          break;
+        case "open-failed":
+          reject(new StoreOpenError(message.message));
+          break;
+        case "appended": {
+          const waiter = waiters.get(message.id);
+          waiters.delete(message.id);
+          waiter?.resolve({ statuses: message.statuses, seqs: message.seqs });
+          break;
+        }
+        case "failed":
+          log.warn({ retryable: message.retryable, detail: message.detail, batches: message.ids.length }, "group commit failed; nothing of it was stored");
+          for (const id of message.ids) {
+            const waiter = waiters.get(id);
+            waiters.delete(id);
+            waiter?.reject(message.retryable ? new StorageUnavailableError(message.message) : new Error(message.detail));
+          }
+          break;
+        case "closed":
+          closed?.();
+          break;
+      }
+    });
+    worker.on("error", (err) => {
+      workerGone = err;
+      log.error({ err }, "writer worker crashed");
+      reject(new StoreOpenError(`writer failed to start: ${err.message}`));
+      failAll(new StorageUnavailableError("storage writer stopped: nothing of this request was stored"));
+    });
+    worker.on("exit", () => {
+      workerGone ??= new Error("writer exited");
+      failAll(new StorageUnavailableError("storage writer stopped: nothing of this request was stored"));
+      closed?.();
+    });
+  });
+
+  function failAll(err: Error): void {
+    for (const waiter of waiters.values()) waiter.reject(err);
+    waiters.clear();
+  }
+
+  await ready;
+  let readDb: Database.Database;
+  let reader: StoreReader;
+  try {
+    readDb = openForReading(dbPath);
+    reader = createStoreReader(readDb);
+  } catch (err) {
+    await worker.terminate();
+    throw new StoreOpenError(`cannot read ${dbPath}: ${(err as Error).message}`);
+  }
+
+  return {
+    append(records: EventRecord[]): Promise<AppendResult> {
+      if (workerGone) return Promise.reject(new StorageUnavailableError("storage writer stopped: nothing of this request was stored"));
+      const fields: FlatBatch = new Array(records.length * fieldsPerEvent);
+      for (let i = 0, f = 0; i < records.length; i++, f += fieldsPerEvent) {
+        const r = records[i]!;
+        fields[f] = r.topic;
+        fields[f + 1] = r.eventId;
+        fields[f + 2] = r.ts;
+        fields[f + 3] = r.source;
+        fields[f + 4] = r.payload;
+      }
+      const id = nextId++;
+      return new Promise<AppendResult>((resolve, reject) => {
+        waiters.set(id, { resolve, reject });
+        worker.postMessage({ type: "append", id, fields } satisfies ToWriter);
+      });
+    },
+    page: async (query) => reader.page(query),
+    stats: async () => reader.stats(),
+    async close() {
+      if (!workerGone) {
+        await new Promise<void>((resolve) => {
+          closed = resolve;
+          worker.postMessage({ type: "close" } satisfies ToWriter);
+        });
+      }
+      readDb.close();
+    },
+  };
+}

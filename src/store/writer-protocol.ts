@@ -1,0 +1,22 @@
+import type { Durability } from "../config.js";
+import type { FlatBatch } from "./append.js";
+
+/** Messages between the main thread and the writer worker. */
+
+export interface WriterOptions {
+  dbPath: string;
+  durability: Durability;
+}
+
+export type ToWriter =
+  | { type: "append"; id: number; fields: FlatBatch }
+  /** Commit whatever is pending, close the database, then answer "closed". */
+  | { type: "close" };
+
+export type FromWriter =
+  | { type: "ready" }
+  | { type: "open-failed"; message: string }
+  | { type: "appended"; id: number; statuses: Uint8Array; seqs: Float64Array }
+  /** The group transaction rolled back: none of these batches is stored. */
+  | { type: "failed"; ids: number[]; retryable: boolean; message: string; detail: string }
+  | { type: "closed" };

@@ -1,0 +1,93 @@
+import Database from "better-sqlite3";
+import { parentPort, workerData } from "node:worker_threads";
+import { createGroupAppender, type FlatBatch, type GroupAppender } from "./append.js";
+import { openForWriting } from "./schema.js";
+import type { FromWriter, ToWriter, WriterOptions } from "./writer-protocol.js";
+
+/**
+ * The only writer. It runs in a worker thread because better-sqlite3 is
+ * synchronous: a commit on the main thread would stall every socket.
+ *
+ * Group commit: batches that arrive while a transaction runs wait in the
+ * port's queue; the next flush takes all of them into one transaction, so one
+ * fsync covers every request that arrived meanwhile.
+ */
+
+const port = parentPort!;
+const options = workerData as WriterOptions;
+
+/** SQLite result codes after which a retry may succeed: the caller gets `unavailable`. */
+const retryableCodes = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL|NOMEM|READONLY)/;
+
+function send(message: FromWriter, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+let db: Database.Database;
+let appendGroup: GroupAppender;
+try {
+  db = openForWriting(options.dbPath, options.durability);
+  appendGroup = createGroupAppender(db);
+  send({ type: "ready" });
+} catch (err) {
+  send({ type: "open-failed", message: describeOpenFailure(err) });
+  process.exit(0);
+}
+
+let pending: { id: number; fields: FlatBatch }[] = [];
+let flushScheduled = false;
+let closing = false;
+
+function flush(): void {
+  flushScheduled = false;
+  if (pending.length === 0) return;
+  const group = pending;
+  pending = [];
+  try {
+    const results = appendGroup(group.map((b) => b.fields));
+    for (let i = 0; i < group.length; i++) {
+      const { statuses, seqs } = results[i]!;
+      send({ type: "appended", id: group[i]!.id, statuses, seqs }, [statuses.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
+    }
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const retryable = typeof code === "string" && retryableCodes.test(code);
+    send({
+      type: "failed",
+      ids: group.map((b) => b.id),
+      retryable,
+      message: retryable ? storageMessage(code as string) : "storage error",
+      detail: err instanceof Error ? err.message : String(err),
+    });
+  }
+}
+
+function storageMessage(code: string): string {
+  if (code.startsWith("SQLITE_FULL")) return "storage is full: nothing of this request was stored, retry when space is available";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return "storage is busy (locked by another process): nothing of this request was stored, retry";
+  return "storage is unavailable: nothing of this request was stored, retry";
+}
+
+function describeOpenFailure(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") return `${options.dbPath} is not a usable SQLite database (${message})`;
+  if (code === "SQLITE_CANTOPEN" || code === "EACCES" || code === "EROFS") return `cannot open ${options.dbPath}: ${message}`;
+  return `cannot use database ${options.dbPath}: ${message}`;
+}
+
+port.on("message", (message: ToWriter) => {
+  if (message.type === "append") {
+    pending.push(message);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  } else if (message.type === "close" && !closing) {
+    closing = true;
+    flush();
+    db.close();
+    send({ type: "closed" });
+    port.close();
+  }
+});

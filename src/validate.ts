@@ -1,0 +1,126 @@
+import { create } from "@bufbuild/protobuf";
+import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Event } from "../gen/aggregator/v1/aggregator_pb.js";
+import { ValidationError, type Violation } from "./errors.js";
+import { PayloadShapeError, canonicalJson, maxTimestampSeconds, minTimestampSeconds, timestampToText } from "./event-text.js";
+import type { EventRecord } from "./store/types.js";
+
+/** Limits validation enforces; taken from Config. */
+export interface ValidationLimits {
+  maxBatch: number;
+  maxPayloadBytes: number;
+}
+
+/** topic, event_id and source are identifiers, not documents. */
+const maxIdentifierLength = 255;
+
+/**
+ * Payloads nest at most this deep. Real events nest a handful of levels; a
+ * limit keeps a hostile 10,000-level payload from exhausting the stack.
+ */
+export const maxPayloadDepth = 64;
+
+/** C0 and C1 control characters, DEL, and lone surrogates that no JSON consumer can print. */
+const unprintable = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function checkIdentifier(value: string, field: string, index: number, out: Violation[]): void {
+  if (value.length === 0) {
+    out.push({ index, field, description: "is required (1-255 characters)" });
+  } else if (value.length > maxIdentifierLength) {
+    out.push({ index, field, description: `is ${value.length} characters long, at most ${maxIdentifierLength} allowed` });
+  } else if (unprintable.test(value)) {
+    out.push({ index, field, description: "contains a control character or an unpaired surrogate" });
+  } else if (value.trim().length === 0) {
+    out.push({ index, field, description: "must not be only whitespace" });
+  }
+}
+
+/**
+ * Checks every event of a batch and converts them to their store form. Any
+ * violation refuses the whole batch: a ValidationError naming each bad index
+ * and field, and nothing stored. `known` holds violations a decoder already
+ * found; their events are undefined in `events` and are skipped here.
+ */
+export function validateBatch(
+  events: readonly (Event | undefined)[],
+  limits: ValidationLimits,
+  known: Violation[] = [],
+): { records: EventRecord[]; bytes: number } {
+  if (events.length === 0) {
+    throw new ValidationError([{ index: -1, field: "events", description: "must contain at least one event" }]);
+  }
+  if (events.length > limits.maxBatch) {
+    throw new ValidationError([{ index: -1, field: "events", description: `has ${events.length} events, at most ${limits.maxBatch} allowed per request` }]);
+  }
+  const violations: Violation[] = [...known];
+  const records: EventRecord[] = new Array(events.length);
+  let bytes = 0;
+  for (let index = 0; index < events.length; index++) {
+    const event = events[index];
+    if (event === undefined) continue;
+    const before = violations.length;
+    checkIdentifier(event.topic, "topic", index, violations);
+    checkIdentifier(event.eventId, "event_id", index, violations);
+    checkIdentifier(event.source, "source", index, violations);
+    const ts = event.timestamp;
+    if (ts === undefined) {
+      violations.push({ index, field: "timestamp", description: "is required (RFC 3339 in JSON, e.g. 2025-10-24T10:00:00Z)" });
+    } else if (!isTimestampInRange(ts)) {
+      violations.push({ index, field: "timestamp", description: "is outside 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z" });
+    }
+    let payload = "";
+    if (event.payload === undefined) {
+      violations.push({ index, field: "payload", description: "is required (a JSON object, {} allowed)" });
+    } else {
+      try {
+        payload = canonicalJson(event.payload, maxPayloadDepth);
+        const payloadBytes = Buffer.byteLength(payload);
+        if (payloadBytes > limits.maxPayloadBytes) {
+          violations.push({ index, field: "payload", description: `is ${payloadBytes} bytes as JSON, at most ${limits.maxPayloadBytes} allowed` });
+        }
+      } catch (err) {
+        if (!(err instanceof PayloadShapeError)) throw err;
+        violations.push({ index, field: "payload", description: err.message });
+      }
+    }
+    if (violations.length > before) continue;
+    const record: EventRecord = {
+      topic: event.topic,
+      eventId: event.eventId,
+      ts: timestampToText(ts!),
+      source: event.source,
+      payload,
+    };
+    records[index] = record;
+    bytes += recordBytes(record);
+  }
+  if (violations.length > 0) throw new ValidationError(violations.sort((a, b) => a.index - b.index));
+  return { records, bytes };
+}
+
+/** Approximate memory an event holds while queued: its text, two bytes a character. */
+export function recordBytes(r: EventRecord): number {
+  return 2 * (r.topic.length + r.eventId.length + r.ts.length + r.source.length + r.payload.length);
+}
+
+const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** Whether a Timestamp lies in the range google.protobuf.Timestamp allows. */
+export function isTimestampInRange(ts: Timestamp): boolean {
+  return ts.seconds >= minTimestampSeconds && ts.seconds <= maxTimestampSeconds && ts.nanos >= 0 && ts.nanos <= 999_999_999;
+}
+
+/** Parses an RFC 3339 timestamp with a zone ("Z" or an offset); undefined when it is not one or is out of range. */
+export function parseRfc3339(text: string): Timestamp | undefined {
+  const m = rfc3339.exec(text);
+  if (m === null) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  if (date.getUTCMonth() !== month - 1) return undefined; // day past the end of the month
+  const offsetMinutes = m[8] !== undefined ? 0 : (m[9] === "-" ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]));
+  const seconds = BigInt(Math.floor(date.getTime() / 1000) + hour * 3600 + minute * 60 + second - offsetMinutes * 60);
+  const ts = create(TimestampSchema, { seconds, nanos: Number((m[7] ?? "").padEnd(9, "0")) });
+  return isTimestampInRange(ts) ? ts : undefined;
+}
