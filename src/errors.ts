@@ -43,7 +43,7 @@ function describeViolations(violations: Violation[]): string {
   const listed = violations.slice(0, maxListedViolations).map((v) => (v.index < 0 ? `${v.field}: ${v.description}` : `events[${v.index}].${v.field}: ${v.description}`));
   const more = violations.length > maxListedViolations ? `; and ${violations.length - maxListedViolations} more` : "";
   const events = new Set(violations.map((v) => v.index)).size;
-  return `invalid request, nothing stored (${events} invalid event${events === 1 ? "" : "s"}): ${listed.join("; ")}${more}`;
+  return `invalid batch, none of its events stored (${events} invalid event${events === 1 ? "" : "s"}): ${listed.join("; ")}${more}`;
 }
 
 /**

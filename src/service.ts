@@ -94,7 +94,9 @@ async function* untilAborted<T>(messages: AsyncIterable<T>, signal: AbortSignal)
       yield next.value;
     }
   } finally {
-    await iterator.return?.();
+    // Not awaited: an async generator's return() queues behind a pending next(),
+    // which may never settle when the client went quiet.
+    void iterator.return?.()?.catch(() => undefined);
   }
 }
 

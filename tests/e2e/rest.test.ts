@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jsonEvent } from "../support/events.js";
+import { startServer, type TestServer } from "../support/server.js";
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startServer();
+});
+
+afterAll(async () => {
+  expect(await server.stop()).toBe(0);
+});
+
+async function post(path: string, body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) {
+  const res = await fetch(`${server.url}${path}`, { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
+}
+
+async function get(path: string) {
+  const res = await fetch(`${server.url}${path}`);
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+describe("POST /publish", () => {
+  it("accepts a single event object and reports it ACCEPTED, then DUPLICATE", async () => {
+    const event = jsonEvent();
+    const first = await post("/publish", event);
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ received: 1, accepted: 1, duplicates: 0, conflicts: 0, results: [{ status: "ACCEPTED" }] });
+    const again = await post("/publish", event);
+    expect(again.body).toMatchObject({ accepted: 0, duplicates: 1, results: [{ status: "DUPLICATE", seq: first.body.results[0].seq }] });
+  });
+
+  it("accepts a JSON array and an {events: [...]} object", async () => {
+    const asArray = await post("/publish", [jsonEvent(), jsonEvent()]);
+    expect(asArray.body.accepted).toBe(2);
+    const asObject = await post("/publish", { events: [jsonEvent(), jsonEvent(), jsonEvent()] });
+    expect(asObject.body.accepted).toBe(3);
+  });
+
+  it("reads curl's default form content type as JSON", async () => {
+    const res = await post("/publish", jsonEvent(), { "content-type": "application/x-www-form-urlencoded" });
+    expect(res.status).toBe(200);
+  });
+
+  it("answers 400 with every bad index and field, and stores nothing", async () => {
+    const topic = `rest-invalid-${Date.now()}`;
+    const res = await post("/publish", [jsonEvent({ topic }), jsonEvent({ topic, event_id: 7 }), jsonEvent({ topic, timestamp: "yesterday" }), "nope"]);
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe("invalid_argument");
+    expect(res.body.violations).toEqual([
+      { index: 1, field: "event_id", description: expect.stringContaining("string") },
+      { index: 2, field: "timestamp", description: expect.stringContaining("RFC 3339") },
+      { index: 3, field: "event", description: expect.stringContaining("object") },
+    ]);
+    const stored = await get(`/events?topic=${topic}`);
+    expect(stored.body.count).toBe(0);
+  });
+
+  it("answers 400 for malformed JSON and 415 for a non-JSON content type", async () => {
+    const malformed = await post("/publish", "{not json");
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.message).toContain("not valid JSON");
+    const xml = await post("/publish", "<event/>", { "content-type": "application/xml" });
+    expect(xml.status).toBe(415);
+  });
+
+  it("answers 413 for a body over the message limit", async () => {
+    const res = await post("/publish", jsonEvent({ payload: { blob: "z".repeat(5 * 1024 * 1024) } }));
+    expect(res.status).toBe(413);
+    expect(res.body.code).toBe("resource_exhausted");
+  });
+});
+
+describe("GET /events, /stats, /health", () => {
+  it("lists stored events filtered by topic and source, with a cursor", async () => {
+    const topic = `rest-query-${Date.now()}`;
+    await post("/publish", [jsonEvent({ topic, source: "a" }), jsonEvent({ topic, source: "b" }), jsonEvent({ topic, source: "a" })]);
+    const bySource = await get(`/events?topic=${topic}&source=a`);
+    expect(bySource.status).toBe(200);
+    expect(bySource.body.count).toBe(2);
+    expect(bySource.body.events[0]).toMatchObject({ topic, source: "a", timestamp: "2025-10-24T10:00:00Z", payload: { amount: 100, currency: "EUR" } });
+    expect(bySource.body.events[0]).toHaveProperty("event_id");
+    expect(bySource.body.events[0]).toHaveProperty("received_at");
+    const page = await get(`/events?topic=${topic}&limit=2`);
+    expect(page.body).toMatchObject({ count: 2, has_more: true });
+    const next = await get(`/events?topic=${topic}&after=${page.body.next_cursor}`);
+    expect(next.body.count).toBe(1);
+  });
+
+  it("answers 400 for a non-numeric limit", async () => {
+    const res = await get("/events?limit=lots");
+    expect(res.status).toBe(400);
+    expect(res.body.message).toContain("limit");
+  });
+
+  it("reports the counters the older clients read", async () => {
+    const topic = `rest-stats-${Date.now()}`;
+    const event = jsonEvent({ topic });
+    await post("/publish", event);
+    await post("/publish", event);
+    const { body } = await get("/stats");
+    expect(body.received).toBe(body.unique_processed + body.duplicate_dropped + body.conflicts);
+    expect(body.topics).toContain(topic);
+    expect(body.topic_counts[topic]).toBe(1);
+    expect(typeof body.uptime_seconds).toBe("number");
+  });
+
+  it("reports health", async () => {
+    const res = await get("/health");
+    expect(res).toMatchObject({ status: 200, body: { status: "healthy" } });
+  });
+
+  it("answers 404 for an unknown route and 405 with Allow for a wrong method", async () => {
+    expect((await get("/nope")).status).toBe(404);
+    const res = await fetch(`${server.url}/stats`, { method: "DELETE" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("GET");
+  });
+});

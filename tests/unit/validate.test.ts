@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { ValidationError } from "../../src/errors.js";
+import { parseRfc3339, validateBatch } from "../../src/validate.js";
+import { makeEvent } from "../support/events.js";
+
+const limits = { maxBatch: 10, maxPayloadBytes: 100 };
+
+function violationsOf(run: () => unknown) {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof ValidationError) return err.violations;
+    throw err;
+  }
+  throw new Error("expected a ValidationError");
+}
+
+describe("validateBatch", () => {
+  it("converts valid events to store form with a fixed-width timestamp and canonical payload", () => {
+    const { records, bytes } = validateBatch([makeEvent({ eventId: "e1", payload: { b: 1, a: [true, null, "x"] } })], limits);
+    expect(records[0]).toEqual({
+      topic: "orders",
+      eventId: "e1",
+      ts: "2025-10-24T10:00:00.000000000Z",
+      source: "test",
+      payload: '{"a":[true,null,"x"],"b":1}',
+    });
+    expect(bytes).toBeGreaterThan(0);
+  });
+
+  it("names each bad index and field", () => {
+    const violations = violationsOf(() =>
+      validateBatch(
+        [
+          makeEvent(),
+          makeEvent({ topic: "", eventId: "x".repeat(256) }),
+          makeEvent({ source: "tab\there", timestamp: undefined, payload: undefined }),
+          makeEvent({ topic: "   " }),
+        ],
+        limits,
+      ),
+    );
+    expect(violations.map((v) => `${v.index}.${v.field}`)).toEqual(["1.topic", "1.event_id", "2.source", "2.timestamp", "2.payload", "3.topic"]);
+  });
+
+  it("refuses an empty batch and one over the limit", () => {
+    expect(violationsOf(() => validateBatch([], limits))[0]!.field).toBe("events");
+    expect(violationsOf(() => validateBatch(Array.from({ length: 11 }, () => makeEvent()), limits))[0]!.description).toContain("at most 10");
+  });
+
+  it("refuses a payload over the byte limit, a non-finite number and deep nesting", () => {
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    const violations = violationsOf(() =>
+      validateBatch(
+        [makeEvent({ payload: { s: "é".repeat(60) } }), makeEvent({ payload: { n: Number.NaN } }), makeEvent({ payload: deep as never })],
+        { maxBatch: 10, maxPayloadBytes: 10_000 },
+      ).records,
+    );
+    expect(violations.map((v) => v.index)).toEqual([1, 2]);
+    const small = violationsOf(() => validateBatch([makeEvent({ payload: { s: "é".repeat(60) } })], limits));
+    expect(small[0]!.description).toMatch(/\d+ bytes/);
+  });
+
+  it("refuses out-of-range timestamps", () => {
+    const violations = violationsOf(() => validateBatch([makeEvent({ timestamp: { seconds: 253_402_300_800n, nanos: 0 } })], limits));
+    expect(violations[0]!.field).toBe("timestamp");
+  });
+});
+
+describe("parseRfc3339", () => {
+  it("reads zones and fractions", () => {
+    expect(parseRfc3339("2025-10-24T10:00:00Z")).toMatchObject({ seconds: 1761300000n, nanos: 0 });
+    expect(parseRfc3339("2025-10-24T12:00:00.5+02:00")).toMatchObject({ seconds: 1761300000n, nanos: 500_000_000 });
+  });
+
+  it("refuses what is not a real instant", () => {
+    for (const text of ["2025-02-30T00:00:00Z", "2025-10-24T10:00:00", "yesterday", "2025-13-01T00:00:00Z", "0000-01-01T00:00:00Z"]) {
+      expect(parseRfc3339(text), text).toBeUndefined();
+    }
+  });
+});
