@@ -6,8 +6,8 @@
  *
  *   node dist/src/cli/stream-throughput.js [--events 200000] [--batch 500] [--durability full]
  */
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { create } from "@bufbuild/protobuf";
+import http2 from "node:http2";
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { AggregatorService, type Event } from "../../gen/aggregator/v1/aggregator_pb.js";
+import { PublishStreamRequestSchema, PublishStreamResponseSchema, type Event } from "../../gen/aggregator/v1/aggregator_pb.js";
+import { clientStream, encodeFrames } from "./load/grpc-frames.js";
 import type { Durability } from "../config.js";
 import { createGroupAppender } from "../store/append.js";
 import { openForWriting } from "../store/schema.js";
@@ -78,7 +79,9 @@ function rawInsertRate(events: Event[], dir: string): number {
 
 async function streamRate(events: Event[], dir: string): Promise<{ rate: number; accepted: bigint; duplicates: bigint }> {
   const entry = join(fileURLToPath(import.meta.url), "..", "..", "main.js");
-  const server = spawn(process.execPath, [entry, "--port", "0", "--db", join(dir, "server.db"), "--durability", durability], {
+  // TALLY_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=prof", profiles the server.
+  const nodeArgs = (process.env.TALLY_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const server = spawn(process.execPath, [...nodeArgs, entry, "--port", "0", "--db", join(dir, "server.db"), "--durability", durability], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((resolve) => {
@@ -87,14 +90,14 @@ async function streamRate(events: Event[], dir: string): Promise<{ rate: number;
       if (entry.msg === "listening") resolve(entry.port!);
     });
   });
-  const client = createClient(AggregatorService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }));
+  const batches = [];
+  for (let i = 0; i < events.length; i += batchSize) batches.push(create(PublishStreamRequestSchema, { events: events.slice(i, i + batchSize) }));
+  const frames = encodeFrames(PublishStreamRequestSchema, batches);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
   const started = performance.now();
-  const totals = await client.publishStream(
-    (async function* () {
-      for (let i = 0; i < events.length; i += batchSize) yield { events: events.slice(i, i + batchSize) };
-    })(),
-  );
+  const totals = await clientStream(session, "/aggregator.v1.AggregatorService/PublishStream", frames, PublishStreamResponseSchema);
   const seconds = (performance.now() - started) / 1000;
+  session.close();
   server.kill("SIGTERM");
   await new Promise((resolve) => server.once("exit", resolve));
   return { rate: events.length / seconds, accepted: totals.accepted, duplicates: totals.duplicates };

@@ -3,7 +3,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { Durability } from "../config.js";
 import { StorageUnavailableError } from "../errors.js";
-import { fieldsPerEvent, type FlatBatch } from "./append.js";
+import { packBatch } from "./packed-batch.js";
 import { createStoreReader, type StoreReader } from "./reader.js";
 import { openForReading } from "./schema.js";
 import type { AppendResult, EventRecord, EventStore } from "./types.js";
@@ -89,19 +89,10 @@ export async function openSqliteStore(dbPath: string, durability: Durability, lo
   return {
     append(records: EventRecord[]): Promise<AppendResult> {
       if (workerGone) return Promise.reject(new StorageUnavailableError("storage writer stopped: nothing of this request was stored"));
-      const fields: FlatBatch = new Array(records.length * fieldsPerEvent);
-      for (let i = 0, f = 0; i < records.length; i++, f += fieldsPerEvent) {
-        const r = records[i]!;
-        fields[f] = r.topic;
-        fields[f + 1] = r.eventId;
-        fields[f + 2] = r.ts;
-        fields[f + 3] = r.source;
-        fields[f + 4] = r.payload;
-      }
       const id = nextId++;
       return new Promise<AppendResult>((resolve, reject) => {
         waiters.set(id, { resolve, reject });
-        worker.postMessage({ type: "append", id, fields } satisfies ToWriter);
+        worker.postMessage({ type: "append", id, packed: packBatch(records) } satisfies ToWriter);
       });
     },
     page: async (query) => reader.page(query),

@@ -1,5 +1,4 @@
 import type { Durability } from "../config.js";
-import type { FlatBatch } from "./append.js";
 
 /** Messages between the main thread and the writer worker. */
 
@@ -9,7 +8,8 @@ export interface WriterOptions {
 }
 
 export type ToWriter =
-  | { type: "append"; id: number; fields: FlatBatch }
+  /** packed: see packed-batch.ts. */
+  | { type: "append"; id: number; packed: string }
   /** Commit whatever is pending, close the database, then answer "closed". */
   | { type: "close" };
 

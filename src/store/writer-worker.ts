@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { parentPort, workerData } from "node:worker_threads";
-import { createGroupAppender, type FlatBatch, type GroupAppender } from "./append.js";
+import { createGroupAppender, type GroupAppender } from "./append.js";
+import { unpackBatch } from "./packed-batch.js";
 import { openForWriting } from "./schema.js";
 import type { FromWriter, ToWriter, WriterOptions } from "./writer-protocol.js";
 
@@ -34,7 +35,7 @@ try {
   process.exit(0);
 }
 
-let pending: { id: number; fields: FlatBatch }[] = [];
+let pending: { id: number; packed: string }[] = [];
 let flushScheduled = false;
 let closing = false;
 
@@ -44,7 +45,7 @@ function flush(): void {
   const group = pending;
   pending = [];
   try {
-    const results = appendGroup(group.map((b) => b.fields));
+    const results = appendGroup(group.map((b) => unpackBatch(b.packed)));
     for (let i = 0; i < group.length; i++) {
       const { statuses, seqs } = results[i]!;
       send({ type: "appended", id: group[i]!.id, statuses, seqs }, [statuses.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
