@@ -265,7 +265,8 @@ function readBody(req: Request, maxBytes: number): Promise<string> {
 }
 
 function sendJson(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  // A trailing newline keeps consecutive curl answers on lines of their own.
+  const text = `${JSON.stringify(body)}\n`;
   (res as http.ServerResponse).writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": String(Buffer.byteLength(text)),
