@@ -9,10 +9,10 @@ import {
   PublishStreamResponseSchema,
   StatsResponseSchema,
   StoredEventSchema,
+  type Event,
   type EventsRequest,
-  type PublishRequest,
-  type PublishStreamRequest,
 } from "../gen/aggregator/v1/aggregator_pb.js";
+import type { Violation } from "./errors.js";
 import { textToTimestamp, timestampToText } from "./event-text.js";
 import type { BatchOutcome, Publisher } from "./ingest/publisher.js";
 import type { IngestQueue } from "./ingest/queue.js";
@@ -100,46 +100,65 @@ async function* untilAborted<T>(messages: AsyncIterable<T>, signal: AbortSignal)
   }
 }
 
+/** Turns the events field of a publish message into events, with any violations found while decoding. */
+export type EventDecoder<T> = (events: T) => { events: (Event | undefined)[]; violations: Violation[] };
+
+/** Events that protobuf-es already decoded. */
+const alreadyDecoded: EventDecoder<Event[]> = (events) => ({ events, violations: [] });
+
+/**
+ * Publish and PublishStream over any decoding of their events: the standard
+ * one (every protocol and codec), or raw bytes decoded by wire-event.ts on
+ * the binary hot path (see binary-publish.ts).
+ */
+export function publishHandlers<T>(deps: ServiceDeps, decode: EventDecoder<T>) {
+  return {
+    async publish(req: { events: T }) {
+      const { events, violations } = decode(req.events);
+      return publishResponse(await deps.publisher.publish(events, violations));
+    },
+
+    async publishStream(messages: AsyncIterable<{ events: T }>, ctx: HandlerContext) {
+      const totals = { received: 0n, accepted: 0n, duplicates: 0n, conflicts: 0n, batches: 0n };
+      const pending = new Set<Promise<unknown>>();
+      let failure: unknown;
+      try {
+        for await (const message of untilAborted(messages, ctx.signal)) {
+          totals.batches++;
+          const { events, violations } = decode(message.events);
+          // Waiting here for room is the backpressure: while we wait we do not
+          // read, so HTTP/2 flow control holds the client back.
+          const { committed } = await deps.publisher.publishWhenRoom(events, violations, ctx.signal);
+          const tracked = committed.then(
+            (outcome) => {
+              totals.received += BigInt(outcome.statuses.length);
+              totals.accepted += BigInt(outcome.accepted);
+              totals.duplicates += BigInt(outcome.duplicates);
+              totals.conflicts += BigInt(outcome.conflicts);
+            },
+            (err: unknown) => {
+              failure ??= err;
+            },
+          );
+          pending.add(tracked);
+          void tracked.then(() => pending.delete(tracked));
+          if (failure !== undefined) break;
+        }
+      } finally {
+        // Batches already queued commit whatever happens to the stream; answer only after them.
+        await Promise.all(pending);
+      }
+      if (failure !== undefined) throw failure;
+      return create(PublishStreamResponseSchema, totals);
+    },
+  };
+}
+
 /** The AggregatorService handlers: thin, they decode, hand to the publish path or the store, and map the result. */
 export function aggregatorRoutes(deps: ServiceDeps) {
   return (router: ConnectRouter) =>
     router.service(AggregatorService, {
-      async publish(req: PublishRequest) {
-        return publishResponse(await deps.publisher.publish(req.events));
-      },
-
-      async publishStream(messages: AsyncIterable<PublishStreamRequest>, ctx: HandlerContext) {
-        const totals = { received: 0n, accepted: 0n, duplicates: 0n, conflicts: 0n, batches: 0n };
-        const pending = new Set<Promise<unknown>>();
-        let failure: unknown;
-        try {
-          for await (const message of untilAborted(messages, ctx.signal)) {
-            totals.batches++;
-            // Waiting here for room is the backpressure: while we wait we do not
-            // read, so HTTP/2 flow control holds the client back.
-            const { committed } = await deps.publisher.publishWhenRoom(message.events, ctx.signal);
-            const tracked = committed.then(
-              (outcome) => {
-                totals.received += BigInt(outcome.statuses.length);
-                totals.accepted += BigInt(outcome.accepted);
-                totals.duplicates += BigInt(outcome.duplicates);
-                totals.conflicts += BigInt(outcome.conflicts);
-              },
-              (err: unknown) => {
-                failure ??= err;
-              },
-            );
-            pending.add(tracked);
-            void tracked.then(() => pending.delete(tracked));
-            if (failure !== undefined) break;
-          }
-        } finally {
-          // Batches already queued commit whatever happens to the stream; answer only after them.
-          await Promise.all(pending);
-        }
-        if (failure !== undefined) throw failure;
-        return create(PublishStreamResponseSchema, totals);
-      },
+      ...publishHandlers(deps, alreadyDecoded),
 
       async events(req: EventsRequest) {
         const query: EventQuery = {

@@ -38,8 +38,8 @@ export class Publisher {
    * Validates one stream message and waits for room in the queue; resolves
    * once the batch is queued, with a promise of its commit.
    */
-  async publishWhenRoom(events: readonly Event[], signal: AbortSignal): Promise<{ committed: Promise<BatchOutcome> }> {
-    const { records, bytes } = this.validate(events, []);
+  async publishWhenRoom(events: readonly (Event | undefined)[], known: Violation[], signal: AbortSignal): Promise<{ committed: Promise<BatchOutcome> }> {
+    const { records, bytes } = this.validate(events, known);
     const { committed } = await this.queue.submitWhenRoom(records, bytes, signal);
     return { committed: committed.then(summarize) };
   }
