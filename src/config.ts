@@ -1,10 +1,20 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
+import type { AccessList } from "./auth/access-list.js";
+import { parseTokenFile } from "./auth/token-file.js";
 
 /** How hard a commit is pushed to disk before the ack; see README "What an ack guarantees". */
 export type Durability = "full" | "normal";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof logLevels)[number];
+
+/** PEM certificate chain and private key for TLS, read and checked at startup. */
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+}
 
 /** Every setting of a running server, validated and complete: nothing downstream checks for undefined. */
 export interface Config {
@@ -25,6 +35,21 @@ export interface Config {
   logLevel: LogLevel;
   /** How long a graceful shutdown may take before in-flight work is abandoned. */
   shutdownTimeoutMs: number;
+  /** Open TCP connections, at most; more are closed as soon as they arrive. */
+  maxConnections: number;
+  /** A connection with no request (HTTP/1.1 keep-alive) or no open stream (HTTP/2) is closed after this long. */
+  idleTimeoutMs: number;
+  /** HTTP/1.1: a request must arrive whole within this time. HTTP/2: a stream on which nothing moves either way for this long is reset. */
+  requestTimeoutMs: number;
+  /** Token file given with --auth-tokens; "" when authentication is off. */
+  authTokensFile: string;
+  /** PEM files given with --tls-cert and --tls-key; "" when serving cleartext. */
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  /** The tokens read from authTokensFile; null when authentication is off. */
+  accessList: AccessList | null;
+  /** Certificate and key read from the TLS files; null when serving cleartext. */
+  tls: TlsMaterial | null;
 }
 
 const MiB = 1024 * 1024;
@@ -48,6 +73,30 @@ export const defaults: Config = {
   logLevel: "info",
   /** Below the 10 s that orchestrators usually wait between SIGTERM and SIGKILL. */
   shutdownTimeoutMs: 9_000,
+  /**
+   * Hundreds of producers with room to spare. Each connection costs a file
+   * descriptor and, at worst, its unread HTTP/2 window (16 MiB); raise it
+   * with the memory and `ulimit -n` to match.
+   */
+  maxConnections: 1_000,
+  /**
+   * Longer than the 60 s idle timeout of common load balancers, so the
+   * balancer closes an idle connection first and never sends a request on
+   * one tally has just closed.
+   */
+  idleTimeoutMs: 65_000,
+  /**
+   * Node's own default for HTTP/1.1 requests. Long enough for a slow
+   * producer's stream to pause between bursts, short enough that a stalled
+   * client gives its memory back within minutes.
+   */
+  requestTimeoutMs: 300_000,
+  /** Authentication and TLS are opt-in: the default listens on loopback only. */
+  authTokensFile: "",
+  tlsCertFile: "",
+  tlsKeyFile: "",
+  accessList: null,
+  tls: null,
 };
 
 interface Setting {
@@ -117,6 +166,36 @@ const settings: Setting[] = [
     help: "graceful shutdown deadline",
     parse: integerIn(0, 600_000),
   },
+  {
+    key: "maxConnections",
+    flag: "--max-connections <n>",
+    env: "TALLY_MAX_CONNECTIONS",
+    help: "open connections, at most; more are closed on arrival",
+    parse: integerIn(1, 1_000_000),
+  },
+  {
+    key: "idleTimeoutMs",
+    flag: "--idle-timeout-ms <n>",
+    env: "TALLY_IDLE_TIMEOUT_MS",
+    help: "close a connection with no request (HTTP/1.1) or no open stream (HTTP/2) after this long",
+    parse: integerIn(100, 24 * 3_600_000),
+  },
+  {
+    key: "requestTimeoutMs",
+    flag: "--request-timeout-ms <n>",
+    env: "TALLY_REQUEST_TIMEOUT_MS",
+    help: "HTTP/1.1 request must arrive whole within this; an HTTP/2 stream idle both ways this long is reset",
+    parse: integerIn(100, 24 * 3_600_000),
+  },
+  {
+    key: "authTokensFile",
+    flag: "--auth-tokens <file>",
+    env: "TALLY_AUTH_TOKENS",
+    help: "JSON file of bearer tokens; turns authentication on (README: Security)",
+    parse: nonEmpty,
+  },
+  { key: "tlsCertFile", flag: "--tls-cert <file>", env: "TALLY_TLS_CERT", help: "PEM certificate chain; with --tls-key, serves TLS only", parse: nonEmpty },
+  { key: "tlsKeyFile", flag: "--tls-key <file>", env: "TALLY_TLS_KEY", help: "PEM private key of --tls-cert", parse: nonEmpty },
 ];
 
 /** Thrown for a bad flag or env value; main() prints the message and exits 2, no stack trace. */
@@ -128,15 +207,20 @@ export class HelpShown extends Error {}
 function buildCommand(): Command {
   const command = new Command("tally").description("Event aggregator with durable exactly-once dedup");
   for (const s of settings) {
-    command.addOption(new Option(s.flag, `${s.help} [env ${s.env}]`).default(defaults[s.key]).argParser(s.parse));
+    const option = new Option(s.flag, `${s.help} [env ${s.env}]`).argParser(s.parse);
+    // An empty default means "off"; "(default: "")" in the help would say nothing.
+    if (defaults[s.key] !== "") option.default(defaults[s.key]);
+    command.addOption(option);
   }
   return command.exitOverride().configureOutput({ writeErr: () => undefined });
 }
 
 /**
  * Resolves every setting: flag, else its TALLY_ env var, else (port only) PORT,
- * else the default; then checks that the values fit together. The one place
- * where configuration is validated.
+ * else the default; then checks that the values fit together, and reads and
+ * checks the token and TLS files. The one place where configuration is
+ * validated, so a bad file stops the server at startup (exit 2), not at the
+ * first request.
  */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
   const command = buildCommand();
@@ -156,7 +240,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       config[s.key] = parseEnv(s, envText);
     }
   }
-  return checkConsistent(config as unknown as Config);
+  return loadFiles(checkConsistent(config as unknown as Config));
 }
 
 function optionName(s: Setting): string {
@@ -187,4 +271,37 @@ function checkConsistent(config: Config): Config {
     throw new ConfigError(`--max-payload-bytes (${config.maxPayloadBytes}) cannot exceed --max-message-bytes (${config.maxMessageBytes})`);
   }
   return config;
+}
+
+function loadFiles(config: Config): Config {
+  if (config.authTokensFile !== "") {
+    const text = readConfigFile("--auth-tokens", config.authTokensFile).toString("utf8");
+    try {
+      config.accessList = parseTokenFile(text);
+    } catch (err) {
+      throw new ConfigError(`--auth-tokens ${config.authTokensFile}: ${(err as Error).message}`);
+    }
+  }
+  if ((config.tlsCertFile === "") !== (config.tlsKeyFile === "")) {
+    throw new ConfigError("--tls-cert and --tls-key go together: give both, or neither to serve cleartext");
+  }
+  if (config.tlsCertFile !== "") {
+    const tls = { cert: readConfigFile("--tls-cert", config.tlsCertFile), key: readConfigFile("--tls-key", config.tlsKeyFile) };
+    try {
+      // Parses both and checks that the key belongs to the certificate, as the server will.
+      createSecureContext(tls);
+    } catch (err) {
+      throw new ConfigError(`--tls-cert ${config.tlsCertFile} with --tls-key ${config.tlsKeyFile}: cannot be used: ${(err as Error).message}`);
+    }
+    config.tls = tls;
+  }
+  return config;
+}
+
+function readConfigFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`${flag} ${path}: cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }

@@ -2,12 +2,15 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { authInterceptor, grantKey } from "./auth/interceptor.js";
+import { guardRest } from "./auth/rest-guard.js";
+import { binaryPublishRoutes, isBinaryPublish } from "./binary-publish.js";
 import type { Config } from "./config.js";
 import { toConnectError } from "./errors.js";
 import { HealthState, ServingStatus, healthRoutes } from "./health.js";
 import { Publisher } from "./ingest/publisher.js";
 import { IngestQueue } from "./ingest/queue.js";
-import { createDualProtocolServer } from "./net/dual-protocol-server.js";
+import { createDualProtocolServer, type RequestHandler } from "./net/dual-protocol-server.js";
 import { restHandler } from "./rest.js";
 import { aggregatorRoutes } from "./service.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
@@ -24,6 +27,23 @@ export interface RunningServer {
 const connectionGraceMs = 2_000;
 
 /**
+ * Longest deadline a client may ask for (grpc-timeout, connect-timeout-ms);
+ * longer ones are refused with invalid_argument. A day allows any real
+ * stream, and stays far below the 2^31-1 ms where Node's timers overflow and
+ * would end the call at once.
+ */
+const maxClientTimeoutMs = 24 * 3_600_000;
+
+/**
+ * Log fields that could carry credentials, redacted wherever they appear:
+ * nothing logs request headers today, and this keeps it so.
+ */
+const redactedLogPaths = ["authorization", "*.authorization", "headers.authorization", "*.headers.authorization", "header.authorization", "*.header.authorization"];
+
+/** Node's errors for a request stream that ended before its end: the peer or the stream is gone. */
+const streamGoneCodes = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ECONNRESET"]);
+
+/**
  * Turns whatever a handler throws into the right Connect error at the edge,
  * and logs only what is unexpected: clients never see internals.
  */
@@ -33,14 +53,24 @@ function errorInterceptor(log: Logger): Interceptor {
       return await next(req);
     } catch (err) {
       const mapped = toConnectError(err);
-      if (mapped.code === Code.Internal && !(err instanceof ConnectError)) log.error({ err, method: req.method.name }, "request failed");
+      if (mapped.code === Code.Internal && !(err instanceof ConnectError)) {
+        const context = { method: req.method.name, token: req.contextValues.get(grantKey)?.name };
+        // A call whose stream went away (client gone, stream cut for inactivity,
+        // shutdown) fails reading its body: not a fault of ours, and nobody hears the answer.
+        if (req.signal.aborted || streamGoneCodes.has((err as NodeJS.ErrnoException).code ?? "")) {
+          log.debug({ ...context, reason: String(err) }, "call ended early");
+        } else {
+          log.error({ ...context, err }, "request failed");
+        }
+      }
       throw mapped;
     }
   };
 }
 
 /** Opens the store and listens; resolves once the port is bound. */
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, baseLog: Logger): Promise<RunningServer> {
+  const log = baseLog.child({}, { redact: { paths: redactedLogPaths, censor: "[redacted]" } });
   const store = await openSqliteStore(config.dbPath, config.durability, log);
   const queue = new IngestQueue(store, { maxEvents: config.queueEvents, maxBytes: config.queueBytes });
   const publisher = new Publisher(queue, { maxBatch: config.maxBatch, maxPayloadBytes: config.maxPayloadBytes });
@@ -48,19 +78,37 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const deps = { publisher, queue, store, startedAt: new Date() };
   const draining = new AbortController();
 
-  const handler = connectNodeAdapter({
+  // With authentication on, RPCs pass the auth interceptor (inside the error
+  // interceptor, so its refusals reach clients as they are; every Connect
+  // adapter must get these interceptors), and the REST routes are wrapped by the guard.
+  const access = config.accessList;
+  const interceptors = access === null ? [errorInterceptor(log)] : [errorInterceptor(log), authInterceptor(access, log)];
+  const restRoutes = (publishVia: Publisher) => restHandler({ ...deps, publisher: publishVia, health, maxBodyBytes: config.maxMessageBytes, log });
+  const adapterOptions = {
+    readMaxBytes: config.maxMessageBytes,
+    maxTimeoutMs: maxClientTimeoutMs,
+    // snake_case field names as the older REST clients read them, and zero counts spelled out.
+    jsonOptions: { useProtoFieldName: true, alwaysEmitImplicit: true },
+    shutdownSignal: draining.signal,
+    interceptors,
+  };
+  const standard = connectNodeAdapter({
+    ...adapterOptions,
     routes: (router) => {
       aggregatorRoutes(deps)(router);
       healthRoutes(health)(router);
     },
-    fallback: restHandler({ ...deps, health, maxBodyBytes: config.maxMessageBytes, log }),
-    readMaxBytes: config.maxMessageBytes,
-    // snake_case field names as the older REST clients read them, and zero counts spelled out.
-    jsonOptions: { useProtoFieldName: true, alwaysEmitImplicit: true },
-    shutdownSignal: draining.signal,
-    interceptors: [errorInterceptor(log)],
+    fallback: access === null ? restRoutes(publisher) : guardRest(access, log, restRoutes, publisher),
   });
-  const server = createDualProtocolServer(handler);
+  // Binary Publish and PublishStream take the fast path (binary-publish.ts), with the same options and interceptors.
+  const binaryPublish = connectNodeAdapter({ ...adapterOptions, routes: binaryPublishRoutes(deps) });
+  const handler: RequestHandler = (req, res) => (isBinaryPublish(req.url, req.headers) ? binaryPublish : standard)(req, res);
+  const server = createDualProtocolServer(handler, {
+    maxConnections: config.maxConnections,
+    idleTimeoutMs: config.idleTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    tls: config.tls,
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.tcp.once("error", reject);
@@ -70,7 +118,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
   });
   const address = server.tcp.address() as AddressInfo;
-  log.info({ port: address.port, host: address.address, db: config.dbPath, durability: config.durability }, "listening");
+  log.info(
+    {
+      port: address.port,
+      host: address.address,
+      db: config.dbPath,
+      durability: config.durability,
+      tls: config.tls !== null,
+      auth: access === null ? "off" : `${access.size} token${access.size === 1 ? "" : "s"} from ${config.authTokensFile}`,
+    },
+    "listening",
+  );
 
   let closing: Promise<void> | undefined;
   const close = async () => {

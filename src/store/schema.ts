@@ -44,6 +44,14 @@ const busyTimeoutMs = 5_000;
 /** Page cache per connection. The default 2 MB makes random-key inserts disk-bound (DESIGN.md). */
 const cacheSizeKiB = 64 * 1024;
 
+/**
+ * WAL pages between automatic checkpoints (SQLite's default is 1,000). Random
+ * event ids dirty a different index page per insert; checkpointing less often
+ * writes each hot page back once for many commits instead of once for a few
+ * (DESIGN.md measured +72% on random-key inserts). The WAL grows to ~40 MB.
+ */
+const walAutocheckpointPages = 10_000;
+
 /** Thrown when the file exists but is not a tally database we can use. */
 export class UnusableDatabaseError extends Error {}
 
@@ -65,6 +73,7 @@ export function openForWriting(path: string, durability: Durability): Database.D
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     db.pragma(`cache_size = -${cacheSizeKiB}`);
     db.pragma("temp_store = MEMORY");
+    db.pragma(`wal_autocheckpoint = ${walAutocheckpointPages}`);
     db.pragma("foreign_keys = OFF");
     migrate(db);
     return db;

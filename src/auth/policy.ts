@@ -1,0 +1,69 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { codeName } from "../errors.js";
+import type { Grant, Role } from "./access-list.js";
+
+/** At most this many refused topics are spelled out, so a 10,000-event mistake stays readable. */
+const maxListedTopics = 20;
+
+/** Whether a grant covers one topic: every topic, or one that starts with an allowed prefix. */
+export function allowsTopic(grant: Grant, topic: string): boolean {
+  return grant.topics === null || grant.topics.some((prefix) => topic.startsWith(prefix));
+}
+
+function limitation(grant: Grant): string {
+  return `token "${grant.name}" is limited to topics starting with ${grant.topics!.map((p) => JSON.stringify(p)).join(", ")}`;
+}
+
+/** Refuses with `permission_denied` unless the grant has the role `operation` needs. */
+export function requireRole(grant: Grant, role: Role, operation: string): void {
+  if (!grant.roles.has(role)) {
+    throw new ConnectError(`token "${grant.name}" lacks the "${role}" role that ${operation} needs`, Code.PermissionDenied);
+  }
+}
+
+/**
+ * Refuses a whole batch with `permission_denied` when any event's topic is
+ * outside the grant, naming each such index and topic. `unit` says what is
+ * refused ("request", or "stream message 3" with `indexPrefix` "messages[3].").
+ */
+export function checkPublishTopics(grant: Grant, events: readonly ({ topic: string } | undefined)[], unit = "request", indexPrefix = ""): void {
+  if (grant.topics === null) return;
+  const refused: string[] = [];
+  let count = 0;
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i];
+    if (event === undefined || allowsTopic(grant, event.topic)) continue;
+    if (++count <= maxListedTopics) refused.push(`${indexPrefix}events[${i}].topic ${JSON.stringify(event.topic)}`);
+  }
+  if (count === 0) return;
+  const more = count > maxListedTopics ? `; and ${count - maxListedTopics} more` : "";
+  throw new ConnectError(
+    `${limitation(grant)}; ${unit} refused, none of its events stored (${count} event${count === 1 ? "" : "s"} outside): ${refused.join("; ")}${more}`,
+    Code.PermissionDenied,
+  );
+}
+
+/**
+ * Reading events: a topic-limited grant must name an allowed topic in the
+ * query, since a query without one would return other topics' events.
+ */
+export function checkReadTopic(grant: Grant, topic: string, operation: string): void {
+  requireRole(grant, "read", operation);
+  if (grant.topics === null) return;
+  if (topic === "") {
+    throw new ConnectError(`${limitation(grant)}; ${operation} must name one of those topics in its topic filter`, Code.PermissionDenied);
+  }
+  if (!allowsTopic(grant, topic)) throw new ConnectError(`${limitation(grant)}; ${operation} asked for topic ${JSON.stringify(topic)}`, Code.PermissionDenied);
+}
+
+/** Statistics cover every topic (names and counts), so they need a read grant that is not topic-limited. */
+export function checkReadAll(grant: Grant, operation: string): void {
+  requireRole(grant, "read", operation);
+  if (grant.topics !== null) throw new ConnectError(`${limitation(grant)}; ${operation} covers every topic and needs a token without a topic limit`, Code.PermissionDenied);
+}
+
+/** One log line per refused request, naming the token (never the token itself) so operators can see who was refused and why. */
+export function logRefusal(log: Logger, err: ConnectError, grant: Grant | undefined, operation: string): void {
+  log.info({ operation, token: grant?.name, code: codeName(err.code), reason: err.rawMessage }, "request refused");
+}
