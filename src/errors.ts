@@ -46,12 +46,29 @@ function describeViolations(violations: Violation[]): string {
   return `invalid batch, none of its events stored (${events} invalid event${events === 1 ? "" : "s"}): ${listed.join("; ")}${more}`;
 }
 
+/** How connect-es begins the message of a request message it could not decode from protobuf binary. */
+const binaryParsePrefix = "parse binary: ";
+
+/**
+ * connect-es reports protobuf bytes it cannot decode as `internal` ("parse
+ * binary: premature EOF"), although the fault is the client's: JSON it cannot
+ * decode is `invalid_argument`, and connect-go answers both so. Where such an
+ * error passes through our code (a stream's messages are decoded as the
+ * handler reads them) it becomes `invalid_argument`. Unary requests are
+ * decoded before any of our code runs; see issue #4.
+ */
+function isBinaryParseError(err: ConnectError): boolean {
+  return err.code === Code.Internal && err.rawMessage.startsWith(binaryParsePrefix);
+}
+
 /**
  * The one table from failure to Connect code. Anything unknown becomes
  * `internal` with a generic message: stack traces, SQL and paths stay in the log.
  */
 export function toConnectError(err: unknown): ConnectError {
-  if (err instanceof ConnectError) return err;
+  if (err instanceof ConnectError) {
+    return isBinaryParseError(err) ? new ConnectError(`cannot decode the request message: ${err.rawMessage.slice(binaryParsePrefix.length)}`, Code.InvalidArgument) : err;
+  }
   if (err instanceof ValidationError) return new ConnectError(err.message, Code.InvalidArgument);
   if (err instanceof OverloadedError) return new ConnectError(err.message, Code.Unavailable, { "retry-after": String(err.retryAfterSeconds) });
   if (err instanceof ShuttingDownError) return new ConnectError(err.message, Code.Unavailable);
@@ -59,6 +76,7 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof TooLargeError) return new ConnectError(err.message, Code.ResourceExhausted);
   return new ConnectError("internal error", Code.Internal);
 }
+
 
 /** HTTP status for each Connect code, as the Connect protocol maps them; used by the REST routes. */
 export function httpStatusFor(code: Code): number {

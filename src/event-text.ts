@@ -49,7 +49,11 @@ export function canonicalJson(value: JsonObject, maxDepth: number): string {
 function write(value: JsonValue, depth: number, maxDepth: number): string {
   if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
   if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new PayloadShapeError(`contains ${value}, which JSON cannot represent`);
+    if (!Number.isFinite(value)) {
+      // JSON text such as 1e400 parses to Infinity: say where it came from.
+      const origin = Number.isNaN(value) ? "" : " (numbers beyond ±1.8e308 overflow to it)";
+      throw new PayloadShapeError(`contains ${value}, which JSON cannot represent${origin}`);
+    }
     return JSON.stringify(value);
   }
   if (depth > maxDepth) throw new PayloadShapeError(`is nested deeper than ${maxDepth} levels`);

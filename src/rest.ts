@@ -10,7 +10,7 @@ import { textToRfc3339, timestampToText } from "./event-text.js";
 import { collectStats, pageSize, type ServiceDeps } from "./service.js";
 import { AppendStatus } from "./store/types.js";
 import type { EventQuery, StoredEventRow } from "./store/types.js";
-import { parseRfc3339 } from "./validate.js";
+import { maxPayloadDepth, parseRfc3339 } from "./validate.js";
 
 type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 type Request = Parameters<Fallback>[0];
@@ -22,6 +22,27 @@ const statusNames: Record<number, string> = {
   [AppendStatus.duplicate]: "DUPLICATE",
   [AppendStatus.conflict]: "CONFLICT",
 };
+
+/**
+ * A path shaped like an RPC (/package.Service/Method). One that reaches these
+ * routes names a method no registered service has, so it is answered as
+ * `unimplemented`, the way RPC clients expect, rather than as a missing page.
+ */
+const rpcPath = /^\/([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\/([A-Za-z_]\w*)$/;
+
+/** gRPC and gRPC-Web content types: their clients read the outcome from grpc-status, not from the HTTP status. */
+const grpcContentType = /^application\/grpc(-web(-text)?)?\s*([+;]|$)/i;
+
+/**
+ * Payload keys that protobuf's Struct decoding drops without a word (it keeps
+ * fields in a plain object, where "__proto__" sets the prototype). Stored
+ * without it, a re-send differing only there would be reported DUPLICATE, so
+ * REST, which sees the body as parsed, refuses it instead.
+ */
+const droppedPayloadKeys = new Set(["__proto__"]);
+
+/** A path into a payload quoted in a violation is cut here: payload keys can be long. */
+const maxQuotedPath = 120;
 
 /** Content types /publish reads as JSON: curl -d sends form-urlencoded unless told otherwise. */
 const jsonishContentType = /^(application\/json|application\/[\w.+-]+\+json|text\/plain|application\/x-www-form-urlencoded)\s*(;|$)/i;
@@ -63,7 +84,14 @@ async function route(req: Request, res: Response, deps: RestDeps): Promise<void>
     "/health": { GET: () => health(deps, res) },
   };
   const methods = routes[url.pathname];
-  if (methods === undefined) throw new HttpError(404, "not_found", `no route for ${req.method} ${url.pathname}`);
+  if (methods === undefined) {
+    const rpc = rpcPath.exec(url.pathname);
+    if (rpc !== null) {
+      sendUnimplemented(req, res, `no method ${rpc[2]} in service ${rpc[1]} on this server`);
+      return;
+    }
+    throw new HttpError(404, "not_found", `no route for ${req.method} ${url.pathname}`);
+  }
   const method = req.method === "HEAD" ? "GET" : (req.method ?? "");
   const run = methods[method];
   if (run === undefined) {
@@ -119,6 +147,11 @@ function decodeEvents(body: unknown): { events: (Event | undefined)[]; violation
       violations.push(...typeErrors);
       return undefined;
     }
+    const shapeError = isObject(item.payload) ? checkPayloadShape(item.payload, index) : undefined;
+    if (shapeError !== undefined) {
+      violations.push(shapeError);
+      return undefined;
+    }
     try {
       return fromJson(EventSchema, item as JsonValue, { ignoreUnknownFields: true });
     } catch (err) {
@@ -152,9 +185,50 @@ function checkJsonTypes(item: Record<string, unknown>, index: number): Violation
   return violations;
 }
 
+/**
+ * What protobuf decoding would do wrong with a payload, found on the parsed
+ * JSON first: nesting deeper than validation allows (protobuf-es would refuse
+ * it with a message naming no field) and keys it would drop silently.
+ * Iterative, so a 10,000-level payload costs no stack.
+ */
+function checkPayloadShape(payload: Record<string, unknown>, index: number): Violation | undefined {
+  interface Node {
+    value: unknown;
+    depth: number;
+    parent: Node | undefined;
+    key: string;
+  }
+  const pathOf = (node: Node): string => (node.parent === undefined ? node.key : `${pathOf(node.parent)}${node.key}`);
+  const shortPathOf = (node: Node) => {
+    const path = pathOf(node);
+    return path.length > maxQuotedPath ? `${path.slice(0, maxQuotedPath)}…` : path;
+  };
+  const stack: Node[] = [{ value: payload, depth: 1, parent: undefined, key: "payload" }];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    const value = node.value;
+    if (typeof value !== "object" || value === null) continue;
+    if (node.depth > maxPayloadDepth) return { index, field: "payload", description: `is nested deeper than ${maxPayloadDepth} levels` };
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) stack.push({ value: value[i], depth: node.depth + 1, parent: node, key: `[${i}]` });
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      if (droppedPayloadKeys.has(key)) {
+        return { index, field: "payload", description: `has the key "${key}" at ${shortPathOf(node)}, which protobuf decoding would drop silently; rename it` };
+      }
+      stack.push({ value: (value as Record<string, unknown>)[key], depth: node.depth + 1, parent: node, key: `.${key}` });
+    }
+  }
+  return undefined;
+}
+
 function fieldOf(err: unknown): string {
-  const match = /aggregator\.v1\.Event\.(\w+)/.exec(String((err as Error).message));
-  return match?.[1] ?? "event";
+  const message = String((err as Error).message);
+  const match = /aggregator\.v1\.Event\.(\w+)/.exec(message);
+  if (match !== null) return match[1]!;
+  if (/google\.protobuf\.(Struct|Value|ListValue)\b/.test(message)) return "payload";
+  if (/google\.protobuf\.Timestamp\b/.test(message)) return "timestamp";
+  return "event";
 }
 
 function describeDecodeError(err: unknown): string {
@@ -273,6 +347,25 @@ function sendJson(res: Response, status: number, body: unknown, headers: Record<
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * `unimplemented` in the form the caller's protocol reads: a gRPC
+ * trailers-only response (HTTP 200, status in the headers) for gRPC and
+ * gRPC-Web, else Connect's JSON error with HTTP 404.
+ */
+function sendUnimplemented(req: Request, res: Response, message: string): void {
+  const contentType = req.headers["content-type"] ?? "";
+  if (!grpcContentType.test(contentType)) {
+    sendJson(res, httpStatusFor(Code.Unimplemented), { code: codeName(Code.Unimplemented), message });
+    return;
+  }
+  (res as http.ServerResponse).writeHead(200, {
+    "content-type": contentType,
+    "grpc-status": String(Code.Unimplemented),
+    "grpc-message": encodeURIComponent(message),
+  });
+  res.end();
 }
 
 function sendError(res: Response, err: unknown, log: Logger): void {

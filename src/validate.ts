@@ -16,9 +16,15 @@ const maxIdentifierLength = 255;
 
 /**
  * Payloads nest at most this deep. Real events nest a handful of levels; a
- * limit keeps a hostile 10,000-level payload from exhausting the stack.
+ * limit keeps a hostile 10,000-level payload from exhausting the stack. And a
+ * stored payload must stay readable by every client: in protobuf binary each
+ * JSON level is two nested messages (Struct or ListValue, then Value), and
+ * decoders stop at 100 nested messages (protobuf-es, C++, Java, upb in
+ * Python), so from about 49 levels on gRPC and Connect binary clients could
+ * neither send such a payload nor read an Events page holding one. 32 keeps a
+ * wide margin below that.
  */
-export const maxPayloadDepth = 64;
+export const maxPayloadDepth = 32;
 
 /** C0 and C1 control characters, DEL, and lone surrogates that no JSON consumer can print. */
 const unprintable = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
