@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { AggregatorService, file_aggregator_v1_aggregator } from "../gen/aggregator/v1/aggregator_pb.js";
 import { decodeWireEvents } from "./ingest/wire-event.js";
 import { publishHandlers, type ServiceDeps } from "./service.js";
+import { checkBatchSize } from "./validate.js";
 
 /**
  * The binary fast path for Publish and PublishStream.
@@ -43,7 +44,10 @@ export function isBinaryPublish(path: string | undefined, headers: IncomingHttpH
 
 /** Routes of the fast path: Publish and PublishStream only, events as raw bytes. */
 export function binaryPublishRoutes(deps: ServiceDeps) {
-  const handlers = publishHandlers(deps, decodeWireEvents);
+  const handlers = publishHandlers(deps, (raw: Uint8Array[]) => {
+    checkBatchSize(raw.length, deps.publisher.maxBatch);
+    return decodeWireEvents(raw);
+  });
   return (router: ConnectRouter) => {
     for (const method of service.methods) {
       if (method.localName === "publish") router.rpc(method, handlers.publish as never);

@@ -10,7 +10,7 @@ import { textToRfc3339, timestampToText } from "./event-text.js";
 import { collectStats, pageSize, type ServiceDeps } from "./service.js";
 import { AppendStatus } from "./store/types.js";
 import type { EventQuery, StoredEventRow } from "./store/types.js";
-import { maxPayloadDepth, parseRfc3339 } from "./validate.js";
+import { checkBatchSize, maxPayloadDepth, parseRfc3339 } from "./validate.js";
 
 type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 type Request = Parameters<Fallback>[0];
@@ -115,7 +115,7 @@ async function publish(req: Request, deps: RestDeps) {
   } catch (err) {
     throw new HttpError(400, "invalid_argument", `body is not valid JSON: ${(err as Error).message}`);
   }
-  const { events, violations } = decodeEvents(body);
+  const { events, violations } = decodeEvents(body, deps.publisher.maxBatch);
   const outcome = await deps.publisher.publish(events, violations);
   return {
     received: outcome.statuses.length,
@@ -127,7 +127,7 @@ async function publish(req: Request, deps: RestDeps) {
 }
 
 /** The three body shapes the older clients send: one event, an array, or {"events": [...]}. */
-function decodeEvents(body: unknown): { events: (Event | undefined)[]; violations: Violation[] } {
+function decodeEvents(body: unknown, maxBatch: number): { events: (Event | undefined)[]; violations: Violation[] } {
   let items: unknown[];
   if (Array.isArray(body)) items = body;
   else if (isObject(body) && Array.isArray(body.events)) items = body.events;
@@ -136,6 +136,7 @@ function decodeEvents(body: unknown): { events: (Event | undefined)[]; violation
   } else if (isObject(body)) items = [body];
   else throw new ValidationError([{ index: -1, field: "body", description: "must be an event object, an array of events, or {\"events\": [...]}" }]);
 
+  checkBatchSize(items.length, maxBatch);
   const violations: Violation[] = [];
   const events = items.map((item, index) => {
     if (!isObject(item)) {

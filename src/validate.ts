@@ -41,6 +41,13 @@ function checkIdentifier(value: string, field: string, index: number, out: Viola
   }
 }
 
+/** Refuses a batch over the limit; decoders call it before decoding each event, so an oversized batch costs little. */
+export function checkBatchSize(count: number, maxBatch: number): void {
+  if (count > maxBatch) {
+    throw new ValidationError([{ index: -1, field: "events", description: `has ${count} events, at most ${maxBatch} allowed per request` }]);
+  }
+}
+
 /**
  * Checks every event of a batch and converts them to their store form. Any
  * violation refuses the whole batch: a ValidationError naming each bad index
@@ -55,9 +62,7 @@ export function validateBatch(
   if (events.length === 0) {
     throw new ValidationError([{ index: -1, field: "events", description: "must contain at least one event" }]);
   }
-  if (events.length > limits.maxBatch) {
-    throw new ValidationError([{ index: -1, field: "events", description: `has ${events.length} events, at most ${limits.maxBatch} allowed per request` }]);
-  }
+  checkBatchSize(events.length, limits.maxBatch);
   const violations: Violation[] = [...known];
   const records: EventRecord[] = new Array(events.length);
   let bytes = 0;

@@ -24,6 +24,11 @@ export class Publisher {
     private readonly limits: ValidationLimits,
   ) {}
 
+  /** Events allowed in one batch, for decoders that can refuse an oversized batch before decoding it. */
+  get maxBatch(): number {
+    return this.limits.maxBatch;
+  }
+
   /**
    * Validates and commits one batch, refusing at once when the queue is full.
    * `known` carries violations the caller found while decoding (REST), for

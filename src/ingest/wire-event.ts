@@ -11,8 +11,8 @@ import { maxPayloadDepth } from "../validate.js";
  * the server's main thread. This reads the wire format of the five Event
  * fields (and Struct/Value/ListValue in the payload) straight into plain
  * objects, with the same result as fromBinary(EventSchema) except that it
- * also refuses invalid UTF-8, and keeps a payload key "__proto__" instead of
- * silently dropping it.
+ * also refuses invalid UTF-8 and a payload key "__proto__" (which
+ * protobuf-es drops silently).
  */
 
 const enum WireType {
@@ -24,14 +24,15 @@ const enum WireType {
   Bit32 = 5,
 }
 
-/**
- * Wire nesting allowed while decoding, so hostile input cannot exhaust the
- * stack. Each JSON level is two wire levels (Value, then Struct or ListValue),
- * so this lets validation's own depth limit decide with its own message.
- */
-const maxDecodeDepth = 2 * maxPayloadDepth + 2;
-
 class WireError extends Error {}
+
+/**
+ * A payload refused while decoding, with validation's wording: nested deeper
+ * than the JSON depth limit (checked here so hostile input cannot exhaust the
+ * stack), or holding the key "__proto__", which the JSON path's decoder drops
+ * silently, so it is refused on every path alike.
+ */
+class PayloadRefusal extends Error {}
 
 class Reader {
   pos: number;
@@ -197,8 +198,13 @@ function newObject(): JsonObject {
   return Object.create(null) as JsonObject;
 }
 
+function checkDepth(depth: number): void {
+  if (depth > maxPayloadDepth) throw new PayloadRefusal(`is nested deeper than ${maxPayloadDepth} levels`);
+}
+
+/** depth counts JSON containers (Struct and ListValue), as validation does: the payload itself is 1. */
 function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
-  if (depth > maxDecodeDepth) throw new WireError(`payload nests deeper than ${maxDecodeDepth} levels`);
+  checkDepth(depth);
   while (r.pos < r.end) {
     const tag = r.varint();
     const wireType = tag & 7;
@@ -220,11 +226,12 @@ function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
       } else if (entryTag >>> 3 === 2) {
         expect(entryWire, WireType.LengthDelimited, "Struct value");
         const [vs, ve] = entry.span();
-        value = decodeValue(new Reader(r.buf, vs, ve), depth + 1);
+        value = decodeValue(new Reader(r.buf, vs, ve), depth);
       } else {
         entry.skip(entryWire);
       }
     }
+    if (key === "__proto__") throw new PayloadRefusal('has the key "__proto__", which protobuf JSON decoding would drop silently; rename it');
     into[key] = value;
   }
   return into;
@@ -232,7 +239,6 @@ function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
 
 /** A google.protobuf.Value; an unset kind reads as null, as protobuf-es reads it. */
 function decodeValue(r: Reader, depth: number): JsonValue {
-  if (depth > maxDecodeDepth) throw new WireError(`payload nests deeper than ${maxDecodeDepth} levels`);
   let value: JsonValue = null;
   while (r.pos < r.end) {
     const tag = r.varint();
@@ -275,7 +281,7 @@ function decodeValue(r: Reader, depth: number): JsonValue {
 }
 
 function decodeList(r: Reader, depth: number): JsonValue[] {
-  if (depth > maxDecodeDepth) throw new WireError(`payload nests deeper than ${maxDecodeDepth} levels`);
+  checkDepth(depth);
   const values: JsonValue[] = [];
   while (r.pos < r.end) {
     const tag = r.varint();
@@ -286,7 +292,7 @@ function decodeList(r: Reader, depth: number): JsonValue[] {
     }
     expect(wireType, WireType.LengthDelimited, "ListValue.values");
     const [start, end] = r.span();
-    values.push(decodeValue(new Reader(r.buf, start, end), depth + 1));
+    values.push(decodeValue(new Reader(r.buf, start, end), depth));
   }
   return values;
 }
@@ -302,6 +308,10 @@ export function decodeWireEvents(raw: readonly Uint8Array[]): { events: (Event |
     try {
       return decodeEvent(bytes);
     } catch (err) {
+      if (err instanceof PayloadRefusal) {
+        violations.push({ index, field: "payload", description: err.message });
+        return undefined;
+      }
       if (!(err instanceof WireError)) throw err;
       violations.push({ index, field: "event", description: `is not a valid aggregator.v1.Event: ${err.message}` });
       return undefined;

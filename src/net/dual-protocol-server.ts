@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type stream from "node:stream";
 import tls from "node:tls";
 import type { TlsMaterial } from "../config.js";
 
@@ -41,6 +42,25 @@ const tlsHandshakeTimeoutMs = 10_000;
  * a change, so it is exempt from the per-stream inactivity timeout.
  */
 const longLivedPaths = new Set(["/grpc.health.v1.Health/Watch"]);
+
+/**
+ * Answers an HTTP/1.1 request Node could not parse with a JSON body that says
+ * why (Node's default is a bare status line), then closes the connection.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: stream.Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, body] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", { code: "resource_exhausted", message: `request headers exceed the ${maxHeaderBytes}-byte limit` }]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", { code: "deadline_exceeded", message: "the request did not arrive in time" }]
+        : [400, "Bad Request", { code: "invalid_argument", message: "malformed HTTP/1.1 request" }];
+  const text = `${JSON.stringify(body)}\n`;
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+}
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -135,6 +155,7 @@ export function createDualProtocolServer(handler: RequestHandler, options: Serve
     h2.on("session", onSession);
     const plain = http.createServer({ maxHeaderSize: maxHeaderBytes, noDelay: true, ...http1Timeouts(options) }, handler);
     plain.prependListener("request", onHttp1Request);
+    plain.on("clientError", answerClientError);
     tcp = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
       socket.on("error", () => socket.destroy());
