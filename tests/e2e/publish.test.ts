@@ -86,6 +86,18 @@ describe.each(transports)("Publish over %s", (_name, makeClient) => {
   });
 });
 
+describe("hostile but valid input", () => {
+  it("stores a topic that looks like SQL as just a topic", async () => {
+    const client = grpcClient(server.url);
+    const topic = "'; DROP TABLE events; --";
+    const event = makeEvent({ topic, eventId: "1' OR '1'='1" });
+    expect((await client.publish({ events: [event] })).accepted).toBe(1);
+    const page = await client.events({ topic });
+    expect(page.events.map((e) => [e.topic, e.eventId])).toEqual([[topic, event.eventId]]);
+    expect((await client.stats({})).topics.find((t) => t.name === topic)?.count).toBe(1n);
+  });
+});
+
 describe("limits", () => {
   it("refuses a batch over --max-batch with invalid_argument", async () => {
     const err = await refusal(grpcClient(server.url).publish({ events: Array.from({ length: 101 }, () => makeEvent()) }));
