@@ -49,7 +49,8 @@ export type Event = Message<"aggregator.v1.Event"> & {
   source: string;
 
   /**
-   * A JSON object, at most 64 KiB serialized by default.
+   * A JSON object, at most 64 KiB serialized by default and nested at most
+   * 32 levels deep.
    *
    * @generated from field: google.protobuf.Struct payload = 5;
    */
