@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { createGroupAppender, type GroupAppender } from "./append.js";
 import { unpackBatch } from "./packed-batch.js";
 import { openForWriting } from "./schema.js";
@@ -10,8 +10,8 @@ import type { FromWriter, ToWriter, WriterOptions } from "./writer-protocol.js";
  * synchronous: a commit on the main thread would stall every socket.
  *
  * Group commit: batches that arrive while a transaction runs wait in the
- * port's queue; the next flush takes all of them into one transaction, so one
- * fsync covers every request that arrived meanwhile.
+ * port's queue; the next flush drains the queue and takes all of them into one
+ * transaction, so one fsync covers every request that arrived meanwhile.
  */
 
 const port = parentPort!;
@@ -37,11 +37,39 @@ try {
 
 let pending: { id: number; packed: string }[] = [];
 let flushScheduled = false;
-let closing = false;
+let closeRequested = false;
+let closed = false;
+
+function accept(message: ToWriter): void {
+  if (message.type === "append") pending.push(message);
+  else if (message.type === "close") closeRequested = true;
+}
+
+/**
+ * Takes every message already queued on the port. Without this a flush saw
+ * only the message that scheduled it (Node delivers port messages one event
+ * loop turn at a time), so single-event requests each paid a whole commit.
+ */
+function drainPort(): void {
+  for (let next = receiveMessageOnPort(port); next !== undefined; next = receiveMessageOnPort(port)) {
+    accept(next.message as ToWriter);
+  }
+}
 
 function flush(): void {
   flushScheduled = false;
-  if (pending.length === 0) return;
+  if (closed) return;
+  drainPort();
+  if (pending.length > 0) commit();
+  if (closeRequested) {
+    closed = true;
+    db.close();
+    send({ type: "closed" });
+    port.close();
+  }
+}
+
+function commit(): void {
   const group = pending;
   pending = [];
   try {
@@ -78,17 +106,9 @@ function describeOpenFailure(err: unknown): string {
 }
 
 port.on("message", (message: ToWriter) => {
-  if (message.type === "append") {
-    pending.push(message);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  } else if (message.type === "close" && !closing) {
-    closing = true;
-    flush();
-    db.close();
-    send({ type: "closed" });
-    port.close();
+  accept(message);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
   }
 });
