@@ -1,35 +1,77 @@
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { once } from "node:events";
 import http2 from "node:http2";
+import net from "node:net";
 
 /**
- * A minimal gRPC client-streaming caller over node:http2 that sends messages
- * encoded ahead of time. A load generator that spends its CPU encoding
- * protobuf measures itself, not the server: on the 2-core machine the
- * connect-node client's Struct encoding alone held the rate to a fraction of
- * what the server takes.
+ * A minimal gRPC caller over node:http2 that sends messages encoded ahead of
+ * time. A load generator that spends its CPU encoding protobuf measures
+ * itself, not the server: on the 2-core machine the connect-node client's
+ * Struct encoding alone held the rate to a fraction of what the server takes.
  */
 
-/** gRPC length-prefixed framing: flag byte (0 = uncompressed), 4-byte big-endian length, message. */
-export function grpcFrame(message: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(5 + message.length);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
+/** The gRPC status names ghz reports, by code. */
+export const grpcStatusNames = [
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
+  "Unauthenticated",
+] as const;
+
+/** gRPC's code for "try again later", which the server answers when its queue is full. */
+export const grpcUnavailable = 14;
+
+/** What one gRPC call answered: status from the trailers, and the first response message's bytes. */
+export interface GrpcReply {
+  status: number;
+  message: string;
+  /** Seconds the server asked us to wait (retry-after), when it did. */
+  retryAfterSeconds: number | undefined;
+  body: Buffer;
 }
 
-/** Encodes each message and frames it, ready to write. */
-export function encodeFrames<D extends DescMessage>(schema: D, messages: MessageShape<D>[]): Buffer[] {
-  return messages.map((m) => grpcFrame(toBinary(schema, m)));
+/** Yields the next frame to send, or undefined when the stream should end; may wait (rate limit). */
+export type FrameSource = () => Buffer | undefined | Promise<Buffer | undefined>;
+
+/**
+ * An h2c session with Nagle off. Small unary calls wait for delayed ACKs
+ * when the kernel holds back partial segments; setting it explicitly keeps
+ * the measurement about the server whatever Node's default is.
+ */
+export function connectH2c(baseUrl: string): http2.ClientHttp2Session {
+  const url = new URL(baseUrl);
+  const session = http2.connect(url.origin, {
+    createConnection: () => net.connect({ host: url.hostname, port: Number(url.port || 80), noDelay: true }),
+  });
+  // Errors surface on the calls; an unhandled session 'error' would crash the load generator instead.
+  session.on("error", () => undefined);
+  return session;
 }
 
-/** Opens one gRPC call on `session`, writes the frames with flow control, and decodes the single answer. */
-export function clientStream<D extends DescMessage>(
-  session: http2.ClientHttp2Session,
-  path: string,
-  frames: Buffer[],
-  responseSchema: D,
-): Promise<MessageShape<D>> {
+/** One unary call: writes one pre-framed request and waits for the answer. */
+export function grpcUnary(session: http2.ClientHttp2Session, path: string, frame: Buffer): Promise<GrpcReply> {
+  return grpcCall(session, path, frame);
+}
+
+/**
+ * Opens one gRPC call on `session` and resolves with the answer. A single
+ * frame (unary) goes out with the end of the stream in one write; frames
+ * from a FrameSource are written with flow control (waiting for 'drain'
+ * while the server does not read), and the stream ends when it has no more.
+ */
+export function grpcCall(session: http2.ClientHttp2Session, path: string, request: Buffer | FrameSource): Promise<GrpcReply> {
   return new Promise((resolve, reject) => {
     const stream = session.request({
       ":method": "POST",
@@ -38,38 +80,42 @@ export function clientStream<D extends DescMessage>(
       te: "trailers",
     });
     const chunks: Buffer[] = [];
-    let status: string | undefined;
+    let status: number | undefined;
     let message = "";
-    stream.on("response", (headers) => {
-      if (headers["grpc-status"] !== undefined) {
-        status = String(headers["grpc-status"]);
-        message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
-      }
-    });
-    stream.on("trailers", (trailers) => {
-      status = String(trailers["grpc-status"]);
-      message = decodeURIComponent(String(trailers["grpc-message"] ?? ""));
-    });
+    let retryAfterSeconds: number | undefined;
+    const readStatus = (headers: http2.IncomingHttpHeaders) => {
+      if (headers["grpc-status"] === undefined) return;
+      status = Number(headers["grpc-status"]);
+      message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+      if (headers["retry-after"] !== undefined) retryAfterSeconds = Number(headers["retry-after"]);
+    };
+    stream.on("response", readStatus);
+    stream.on("trailers", readStatus);
     stream.on("data", (chunk: Buffer) => chunks.push(chunk));
     stream.on("error", reject);
     stream.on("close", () => {
-      if (status !== "0") {
-        reject(new Error(`grpc-status ${status ?? "missing"}: ${message}`));
+      if (status === undefined) {
+        reject(new Error(`gRPC call ${path} closed without a status (HTTP/2 code ${stream.rstCode})`));
         return;
       }
-      const body = Buffer.concat(chunks);
-      resolve(fromBinary(responseSchema, body.subarray(5, 5 + body.readUInt32BE(1))));
+      const data = Buffer.concat(chunks);
+      const body = data.length >= 5 ? data.subarray(5, 5 + data.readUInt32BE(1)) : Buffer.alloc(0);
+      resolve({ status, message, retryAfterSeconds, body });
     });
-    let next = 0;
-    const pump = () => {
-      while (next < frames.length) {
-        if (!stream.write(frames[next++])) {
-          stream.once("drain", pump);
-          return;
-        }
+    if (Buffer.isBuffer(request)) {
+      stream.end(request);
+      return;
+    }
+    const next = request;
+    const pump = async () => {
+      for (;;) {
+        const frame = await next();
+        if (frame === undefined || stream.destroyed) break;
+        if (!stream.write(frame)) await once(stream, "drain");
       }
       stream.end();
     };
-    pump();
+    // A failed write closes the stream, whose 'error' or 'close' settles the call.
+    pump().catch(() => stream.destroy());
   });
 }

@@ -1,0 +1,82 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+/**
+ * CPU time and memory of a process from /proc (Linux). The server's writer
+ * is a thread of the same process, so its figures include the writer.
+ */
+
+/** Clock ticks per second of utime and stime; 100 on practically every Linux. */
+const ticksPerSecond = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** One reading of a process. */
+export interface ProcSample {
+  /** performance.now() when read. */
+  at: number;
+  /** User plus system CPU seconds since the process started. */
+  cpuSeconds: number;
+  /** Resident set now, and its peak since the process started (VmHWM), in KiB. */
+  rssKiB: number;
+  peakRssKiB: number;
+  /**
+   * The anonymous part of the resident set now (heaps, SQLite's page cache),
+   * as opposed to file pages the kernel can drop: the part that says whether
+   * memory follows the load.
+   */
+  anonRssKiB: number;
+}
+
+/** Reads /proc/<pid>/stat and /proc/<pid>/status; undefined once the process is gone. */
+export function sampleProcess(pid: number): ProcSample | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces; fields after its closing parenthesis are plain.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    return {
+      at: performance.now(),
+      cpuSeconds: (utime + stime) / ticksPerSecond,
+      rssKiB: kib("VmRSS"),
+      peakRssKiB: kib("VmHWM"),
+      anonRssKiB: kib("RssAnon"),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU used between two samples, in percent of one core (up to 200 on two cores). */
+export function cpuPercent(from: ProcSample | undefined, to: ProcSample | undefined): number | undefined {
+  if (from === undefined || to === undefined || to.at <= from.at) return undefined;
+  return (100 * (to.cpuSeconds - from.cpuSeconds)) / ((to.at - from.at) / 1000);
+}
+
+/** How often a running process's memory is read: often enough to catch a peak that lasts a second. */
+const samplingMs = 500;
+
+/** Reads a process's memory every half second until stop(), which answers the largest anonymous resident set seen. */
+export function sampleAnonPeak(pid: number): { stop(): number | undefined } {
+  let peak: number | undefined;
+  const read = () => {
+    const sample = sampleProcess(pid);
+    if (sample !== undefined) peak = Math.max(peak ?? 0, sample.anonRssKiB);
+  };
+  read();
+  const timer = setInterval(read, samplingMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      read();
+      return peak;
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import type { ScenarioResult } from "../measurement.js";
+
+/** One scenario in one pass as the tables print it: the median run, plus every run's rate. */
+export interface Row {
+  pass: string;
+  scenario: string;
+  label: string;
+  transport: string;
+  batch: number | "";
+  concurrency: number | "";
+  sends: number;
+  eventsPerSecond: number;
+  callsPerSecond: number;
+  elapsedSeconds: number;
+  uniqueStored: number;
+  duplicatesReported: number;
+  latencyUnit: string;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  serverPeakRssMiB: number | "";
+  serverPeakAnonRssMiB: number | "";
+  serverCpuPercent: number | "";
+  loaderCpuPercent: number | "";
+  runsEventsPerSecond: number[];
+  check: "ok" | "FAIL";
+  notes: string;
+}
+
+const ms = (us: number) => Math.round(us) / 1000;
+const round1 = (n: number | undefined): number | "" => (n === undefined ? "" : Math.round(n * 10) / 10);
+
+export function toRow(r: ScenarioResult): Row {
+  const s = r.scenario;
+  const m = r.median;
+  const problems = r.runs.flatMap((run, i) => run.problems.map((p) => (r.runs.length > 1 ? `run ${i + 1}: ${p}` : p)));
+  return {
+    pass: r.pass,
+    scenario: s.id,
+    label: s.label,
+    transport: s.kind === "raw" ? `raw-${s.pragmas}` : s.transport,
+    batch: s.batch,
+    concurrency: s.kind === "raw" ? "" : s.kind === "latency" ? s.maxInFlight : s.concurrency,
+    sends: m.sends,
+    eventsPerSecond: Math.round(m.eventsPerSecond),
+    // Streams run a handful of calls in seconds: keep two decimals below 100/s so the figure is not 0.
+    callsPerSecond: m.callsPerSecond < 100 ? Math.round(m.callsPerSecond * 100) / 100 : Math.round(m.callsPerSecond),
+    elapsedSeconds: Math.round(m.elapsedSeconds * 100) / 100,
+    uniqueStored: m.uniqueStored,
+    duplicatesReported: m.duplicatesReported,
+    latencyUnit: m.latencyUnit,
+    p50Ms: ms(m.latency.p50Us),
+    p90Ms: ms(m.latency.p90Us),
+    p99Ms: ms(m.latency.p99Us),
+    p999Ms: ms(m.latency.p999Us),
+    serverPeakRssMiB: m.serverPeakRssMiB ?? "",
+    serverPeakAnonRssMiB: m.serverPeakAnonRssMiB ?? "",
+    serverCpuPercent: round1(m.serverCpuPercent),
+    loaderCpuPercent: round1(m.loaderCpuPercent),
+    runsEventsPerSecond: r.runs.map((run) => Math.round(run.eventsPerSecond)),
+    check: r.ok ? "ok" : "FAIL",
+    notes: [...problems, ...m.notes].join("; "),
+  };
+}

@@ -1,0 +1,299 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Durability } from "../../config.js";
+import type { LoadSpec } from "../load/run-load.js";
+import type { LoadResult } from "../load/run-record.js";
+import { readStats } from "../load/stats-client.js";
+import { uniqueCount, type WorkloadSpec } from "../load/workload.js";
+import type { LoaderProcess } from "./loader-client.js";
+import type { Measurement } from "./measurement.js";
+import { cpuPercent, sampleAnonPeak, sampleProcess, type ProcSample } from "./proc-usage.js";
+import { dupRate, type GrowthScenario, type LatencyScenario, type LoadScenario, type RawScenario, type Scenario } from "./scenarios.js";
+import { startServer, type BenchServer } from "./server-process.js";
+import { findMiscounts, inspectDatabase } from "./verify.js";
+
+/**
+ * Runs one scenario once: a fresh database (and a fresh server on it), the
+ * load from the load-generator process, then the count check.
+ */
+
+/** Seed of every bench workload: the same events in every scenario and every run. */
+const benchSeed = 20_251_024;
+/** Topics per event set, as the older services had. */
+const benchTopics = 4;
+
+export interface RunContext {
+  pass: Durability;
+  loader: LoaderProcess;
+  /** Where temporary databases go; each run's directory is removed after it. */
+  tmpRoot: string;
+  /** Events acknowledged so far in this run, and how many the run will send. */
+  onProgress: (done: number, total: number) => void;
+  /** events/s of earlier scenarios in this pass, by id (latency runs take their rate from one). */
+  measured: Map<string, number>;
+}
+
+export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<Measurement> {
+  const dir = mkdtempSync(join(ctx.tmpRoot, `${scenario.id}-`));
+  try {
+    switch (scenario.kind) {
+      case "raw":
+        return await runRaw(scenario, ctx, join(dir, "raw.db"));
+      case "load":
+        return await runLoadScenario(scenario, ctx, join(dir, "bench.db"));
+      case "latency":
+        return await runLatency(scenario, ctx, join(dir, "bench.db"));
+      case "growth":
+        return await runGrowth(scenario, ctx, join(dir, "bench.db"));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function workloadOf(sends: number, indexBase = 0): WorkloadSpec {
+  return { seed: benchSeed, sends, dupRate, indexBase };
+}
+
+const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
+
+async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
+  await ctx.loader.prepare({
+    kind: "raw",
+    dbPath,
+    pragmas: s.pragmas,
+    durability: ctx.pass,
+    batch: s.batch,
+    workload: workloadOf(s.sends),
+    topics: benchTopics,
+    budgetSeconds: s.budgetSeconds,
+  });
+  const before = sampleProcess(ctx.loader.pid);
+  const raw = await ctx.loader.runRaw();
+  const after = sampleProcess(ctx.loader.pid);
+  ctx.onProgress(raw.sends, s.sends);
+  const database = inspectDatabase(dbPath);
+  const notes: string[] = [];
+  if (raw.timeBoxed) notes.push(`time-boxed: ${raw.sends} of ${s.sends} sends in the ${s.budgetSeconds} s budget`);
+  notes.push(`pragmas: synchronous=${raw.pragmas.synchronous} cache_size=${raw.pragmas.cache_size} wal_autocheckpoint=${raw.pragmas.wal_autocheckpoint}`);
+  return {
+    eventsPerSecond: raw.sends / raw.elapsedSeconds,
+    callsPerSecond: raw.transactions / raw.elapsedSeconds,
+    elapsedSeconds: raw.elapsedSeconds,
+    sends: raw.sends,
+    distinct: raw.distinct,
+    uniqueStored: database.rows,
+    duplicatesReported: database.counters.duplicateDropped,
+    calls: raw.transactions,
+    latencyUnit: "transaction",
+    latency: raw.latency,
+    statusCodes: { OK: raw.transactions },
+    errors: {},
+    ...(cpuPercent(before, after) !== undefined && { serverCpuPercent: cpuPercent(before, after)! }),
+    problems: findMiscounts({ sends: raw.sends, distinct: raw.distinct, database, failedBatches: 0 }),
+    serverLog: [],
+    notes,
+  };
+}
+
+/** CPU of the server and the load generator around one timed load run, and the server's memory peak during it. */
+interface Usage {
+  server: [ProcSample | undefined, ProcSample | undefined];
+  loader: [ProcSample | undefined, ProcSample | undefined];
+  serverPeakAnonKiB: number | undefined;
+}
+
+async function timedLoad(ctx: RunContext, server: BenchServer, total: number): Promise<{ result: LoadResult; usage: Usage }> {
+  const anon = sampleAnonPeak(server.pid);
+  const server0 = sampleProcess(server.pid);
+  const loader0 = sampleProcess(ctx.loader.pid);
+  const result = await ctx.loader.runLoad((done) => ctx.onProgress(done, total)).finally(() => anon.stop());
+  const usage: Usage = {
+    server: [server0, sampleProcess(server.pid)],
+    loader: [loader0, sampleProcess(ctx.loader.pid)],
+    serverPeakAnonKiB: anon.stop(),
+  };
+  ctx.onProgress(result.sends, total);
+  return { result, usage };
+}
+
+/** Stops the server, checks its exit, and counts what the database holds against what was sent. */
+async function finish(
+  server: BenchServer,
+  dbPath: string,
+  result: Pick<LoadResult, "sends" | "distinct" | "accepted" | "duplicates" | "conflicts" | "failedBatches">,
+) {
+  const stats = await readStats(server.url);
+  const peakRssKiB = sampleProcess(server.pid)?.peakRssKiB;
+  const exitCode = await server.stop();
+  const database = inspectDatabase(dbPath);
+  const problems = findMiscounts({
+    sends: result.sends,
+    distinct: result.distinct,
+    answers: { accepted: result.accepted, duplicates: result.duplicates, conflicts: result.conflicts },
+    stats,
+    database,
+    failedBatches: result.failedBatches,
+  });
+  if (exitCode !== 0) problems.push(`server exited with ${exitCode} after SIGTERM (expected 0 after a clean drain)`);
+  return { stats, database, peakRssKiB, problems };
+}
+
+function fromLoad(result: LoadResult, usage: Usage, checked: Awaited<ReturnType<typeof finish>>, server: BenchServer, unit: "call" | "stream"): Measurement {
+  const serverCpu = cpuPercent(...usage.server);
+  const loaderCpu = cpuPercent(...usage.loader);
+  const peak = mib(checked.peakRssKiB);
+  const peakAnon = mib(usage.serverPeakAnonKiB);
+  return {
+    eventsPerSecond: result.sends / result.elapsedSeconds,
+    callsPerSecond: result.calls / result.elapsedSeconds,
+    elapsedSeconds: result.elapsedSeconds,
+    sends: result.sends,
+    distinct: result.distinct,
+    uniqueStored: checked.database.rows,
+    duplicatesReported: checked.stats.duplicateDropped,
+    answers: { accepted: result.accepted, duplicates: result.duplicates, conflicts: result.conflicts },
+    calls: result.calls,
+    latencyUnit: unit,
+    latency: result.latency,
+    statusCodes: result.statusCodes,
+    errors: result.errors,
+    ...(peak !== undefined && { serverPeakRssMiB: peak }),
+    ...(peakAnon !== undefined && { serverPeakAnonRssMiB: peakAnon }),
+    ...(serverCpu !== undefined && { serverCpuPercent: serverCpu }),
+    ...(loaderCpu !== undefined && { loaderCpuPercent: loaderCpu }),
+    problems: checked.problems,
+    serverLog: [...server.problems],
+    notes: [],
+  };
+}
+
+async function runLoadScenario(s: LoadScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
+  const server = await startServer(dbPath, ctx.pass);
+  try {
+    const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.concurrency };
+    await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(s.sends), batch: s.batch, topics: benchTopics, cache: "shared" });
+    const { result, usage } = await timedLoad(ctx, server, s.sends);
+    const checked = await finish(server, dbPath, result);
+    return fromLoad(result, usage, checked, server, s.transport === "grpc-stream" ? "stream" : "call");
+  } finally {
+    await server.stop();
+  }
+}
+
+async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
+  const max = ctx.measured.get(s.calibratedBy);
+  if (max === undefined) throw new Error(`${s.id} needs ${s.calibratedBy} to have run first in this pass`);
+  const rate = Math.max(1, Math.round(max * s.share));
+  const sends = Math.max(1, Math.round(rate * s.durationSeconds));
+  const server = await startServer(dbPath, ctx.pass);
+  try {
+    const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.maxInFlight, rate, openLoop: true };
+    await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(sends), batch: s.batch, topics: benchTopics, cache: "shared" });
+    const { result, usage } = await timedLoad(ctx, server, sends);
+    const checked = await finish(server, dbPath, result);
+    const m = fromLoad(result, usage, checked, server, "call");
+    m.offeredRate = rate;
+    m.notes.push(`offered ${rate} events/s (${Math.round(s.share * 100)}% of ${s.calibratedBy}'s ${Math.round(max)}) for ${s.durationSeconds} s`);
+    if (result.scheduleLagUs !== undefined) {
+      m.notes.push(`send lag behind schedule: p99 ${(result.scheduleLagUs.p99 / 1000).toFixed(2)} ms, max ${(result.scheduleLagUs.max / 1000).toFixed(2)} ms`);
+    }
+    return m;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Stored-event sizes of growth's steps: the first window, the middle in steps, the last window. */
+function growthSteps(s: GrowthScenario): number[] {
+  const steps = [s.window];
+  let middle = s.stored - 2 * s.window;
+  while (middle > 0) {
+    const step = Math.min(s.stepStored, middle);
+    steps.push(step);
+    middle -= step;
+  }
+  steps.push(s.window);
+  return steps;
+}
+
+/**
+ * Growth: one database filled step by step. Each step is a separate set of
+ * streams whose events are encoded while the server idles, so the rate of
+ * every step is measured like any other scenario's, and the first and last
+ * windows say how the rate changes as the unique index grows.
+ */
+async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
+  const stepStored = growthSteps(s);
+  const stepSends = stepStored.map((stored) => Math.round(stored / (1 - dupRate)));
+  stepSends.forEach((sends, k) => {
+    if (uniqueCount(sends, dupRate) !== stepStored[k]) throw new Error(`growth step ${k}: ${sends} sends do not hold ${stepStored[k]} distinct events`);
+  });
+  const totalSends = stepSends.reduce((a, b) => a + b, 0);
+  const server = await startServer(dbPath, ctx.pass);
+  try {
+    const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.concurrency };
+    const steps: NonNullable<Measurement["growth"]>["steps"] = [];
+    const totals = { sends: 0, distinct: 0, accepted: 0, duplicates: 0, conflicts: 0, failedBatches: 0, calls: 0, seconds: 0 };
+    const cpu = { server: 0, loader: 0 };
+    let peakAnonKiB = 0;
+    const statusCodes: Record<string, number> = {};
+    const errors: Record<string, number> = {};
+    for (let k = 0; k < stepStored.length; k++) {
+      const storedBefore = totals.distinct;
+      // Fresh ids per step (indexBase moves on); the encodings are let go after the step.
+      await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(stepSends[k]!, storedBefore), batch: s.batch, topics: benchTopics, cache: "fresh" });
+      const sentBefore = totals.sends;
+      const wrapped = { ...ctx, onProgress: (done: number) => ctx.onProgress(sentBefore + done, totalSends) };
+      const { result, usage } = await timedLoad(wrapped, server, totalSends);
+      for (const key of ["sends", "distinct", "accepted", "duplicates", "conflicts", "failedBatches", "calls"] as const) totals[key] += result[key];
+      totals.seconds += result.elapsedSeconds;
+      for (const [name, n] of Object.entries(result.statusCodes)) statusCodes[name] = (statusCodes[name] ?? 0) + n;
+      for (const [text, n] of Object.entries(result.errors)) errors[text] = (errors[text] ?? 0) + n;
+      cpu.server += ((cpuPercent(...usage.server) ?? 0) * result.elapsedSeconds) / 100;
+      cpu.loader += ((cpuPercent(...usage.loader) ?? 0) * result.elapsedSeconds) / 100;
+      peakAnonKiB = Math.max(peakAnonKiB, usage.serverPeakAnonKiB ?? 0);
+      steps.push({
+        storedBefore,
+        storedAfter: totals.distinct,
+        sends: result.sends,
+        calls: result.calls,
+        statusCodes: result.statusCodes,
+        errors: result.errors,
+        seconds: result.elapsedSeconds,
+        eventsPerSecond: result.sends / result.elapsedSeconds,
+        latency: result.latency,
+      });
+    }
+    const checked = await finish(server, dbPath, totals);
+    const last = steps[steps.length - 1]!;
+    const peak = mib(checked.peakRssKiB);
+    return {
+      eventsPerSecond: totals.sends / totals.seconds,
+      callsPerSecond: totals.calls / totals.seconds,
+      elapsedSeconds: totals.seconds,
+      sends: totals.sends,
+      distinct: totals.distinct,
+      uniqueStored: checked.database.rows,
+      duplicatesReported: checked.stats.duplicateDropped,
+      answers: { accepted: totals.accepted, duplicates: totals.duplicates, conflicts: totals.conflicts },
+      calls: totals.calls,
+      latencyUnit: "stream",
+      latency: last.latency,
+      statusCodes,
+      errors,
+      ...(peak !== undefined && { serverPeakRssMiB: peak }),
+      serverPeakAnonRssMiB: mib(peakAnonKiB)!,
+      serverCpuPercent: (100 * cpu.server) / totals.seconds,
+      loaderCpuPercent: (100 * cpu.loader) / totals.seconds,
+      growth: { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: last.eventsPerSecond },
+      problems: checked.problems,
+      serverLog: [...server.problems],
+      notes: [
+        `first ${s.window.toLocaleString("en-US")} stored: ${Math.round(steps[0]!.eventsPerSecond)} events/s; last ${s.window.toLocaleString("en-US")} (to ${totals.distinct.toLocaleString("en-US")}): ${Math.round(last.eventsPerSecond)} events/s`,
+      ],
+    };
+  } finally {
+    await server.stop();
+  }
+}

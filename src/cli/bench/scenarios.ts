@@ -1,0 +1,199 @@
+import type { Transport } from "../load/batches.js";
+
+/**
+ * What the bench runs (GitHub issue #3), at full size and --quick. Every
+ * scenario sends the same kind of events (4 topics, 4 sources, UUID ids, a
+ * ~150-byte payload, 20% re-sends shuffled in) to a fresh database, so each
+ * one's counts can be checked exactly.
+ */
+
+interface Common {
+  /** Stable name: --only selects by it, report files are named after it. */
+  id: string;
+  /** What the report calls it. */
+  label: string;
+}
+
+/** Events straight into the schema in one process: the ceiling everything else is compared with. */
+export interface RawScenario extends Common {
+  kind: "raw";
+  pragmas: "tuned" | "defaults";
+  batch: number;
+  sends: number;
+  /** Seconds after which the run stops and reports the rate so far (batch 1 fsyncs per event). */
+  budgetSeconds: number;
+}
+
+/** Closed-loop publishing through the server. */
+export interface LoadScenario extends Common {
+  kind: "load";
+  transport: Transport;
+  batch: number;
+  concurrency: number;
+  sends: number;
+}
+
+/** Single-event unary Publish at a fixed share of the rate `calibratedBy` reached, open loop. */
+export interface LatencyScenario extends Common {
+  kind: "latency";
+  transport: "grpc";
+  batch: 1;
+  calibratedBy: string;
+  /** Share of the calibration rate to offer. */
+  share: number;
+  durationSeconds: number;
+  /** Calls in flight at most; far above what the rate needs, so the schedule is never held back. */
+  maxInFlight: number;
+}
+
+/** One database filled to `stored` events by streams; the rate over its first and last `window` events. */
+export interface GrowthScenario extends Common {
+  kind: "growth";
+  transport: "grpc-stream";
+  batch: number;
+  concurrency: number;
+  stored: number;
+  window: number;
+  /** Stored events per step between the windows; each step is encoded before it is sent. */
+  stepStored: number;
+}
+
+export type Scenario = RawScenario | LoadScenario | LatencyScenario | GrowthScenario;
+
+/** Share of sends that are re-sends, in every scenario. */
+export const dupRate = 0.2;
+
+interface Sizes {
+  streamBatches: number[];
+  streamConcurrency: number[];
+  streamSends: number;
+  unaryOneSends: number;
+  unaryBatchSends: number;
+  jsonBatchSends: number;
+  restOneSends: number;
+  rawBudgetSeconds: number;
+  latencySeconds: number;
+  growthStored: number;
+  growthWindow: number;
+  growthStep: number;
+}
+
+const full: Sizes = {
+  streamBatches: [1, 10, 100, 500, 1000],
+  streamConcurrency: [1, 4],
+  streamSends: 1_000_000,
+  unaryOneSends: 100_000,
+  unaryBatchSends: 1_000_000,
+  jsonBatchSends: 500_000,
+  // The older services' own workload.
+  restOneSends: 6_000,
+  rawBudgetSeconds: 60,
+  latencySeconds: 30,
+  growthStored: 5_000_000,
+  growthWindow: 100_000,
+  growthStep: 600_000,
+};
+
+/**
+ * A smoke check: every scenario, both passes, all reports, in under two
+ * minutes on a quiet machine. Single-event runs are the slowest per event,
+ * so they get the fewest; growth keeps its three-step shape at a hundredth
+ * of the size.
+ */
+const quick: Sizes = {
+  streamBatches: [10, 500],
+  streamConcurrency: [1, 4],
+  streamSends: 20_000,
+  unaryOneSends: 3_000,
+  unaryBatchSends: 20_000,
+  jsonBatchSends: 20_000,
+  restOneSends: 2_000,
+  rawBudgetSeconds: 2,
+  latencySeconds: 2,
+  growthStored: 50_000,
+  growthWindow: 12_500,
+  growthStep: 25_000,
+};
+
+/** Stream batch and concurrency the headline compares with the raw ceiling. */
+export const headline = { batch: 500, concurrency: 4 };
+
+/** Every scenario at the chosen size, in run order (the latency run after its calibration). */
+export function allScenarios(isQuick: boolean): Scenario[] {
+  const s = isQuick ? quick : full;
+  const list: Scenario[] = [];
+  for (const batch of s.streamBatches) {
+    list.push({ kind: "raw", id: `raw-tuned-b${batch}`, label: `raw insert, server pragmas, ${batch}/txn`, pragmas: "tuned", batch, sends: s.streamSends, budgetSeconds: s.rawBudgetSeconds });
+  }
+  list.push({
+    kind: "raw",
+    id: `raw-default-b${headline.batch}`,
+    label: `raw insert, SQLite default pragmas (WAL), ${headline.batch}/txn`,
+    pragmas: "defaults",
+    batch: headline.batch,
+    sends: s.streamSends,
+    budgetSeconds: s.rawBudgetSeconds,
+  });
+  for (const batch of s.streamBatches) {
+    for (const concurrency of s.streamConcurrency) {
+      list.push(load("grpc-stream", batch, concurrency, s.streamSends, `gRPC PublishStream, ${batch}/msg, ${concurrency} stream${concurrency > 1 ? "s" : ""}`));
+    }
+  }
+  list.push(load("grpc", 1, 64, s.unaryOneSends, "gRPC Publish, 1/call, 64 in flight"));
+  list.push(load("grpc", 100, 8, s.unaryBatchSends, "gRPC Publish, 100/call, 8 in flight"));
+  list.push(load("grpc", 1000, 8, s.unaryBatchSends, "gRPC Publish, 1000/call, 8 in flight"));
+  list.push(load("connect", 100, 8, s.jsonBatchSends, "Connect JSON Publish (HTTP/1.1), 100/call, 8 in flight"));
+  list.push(load("rest", 1, 100, s.restOneSends, "REST POST /publish (HTTP/1.1), 1/request, 100 in flight"));
+  list.push(load("rest", 100, 8, s.jsonBatchSends, "REST POST /publish (HTTP/1.1), 100/request, 8 in flight"));
+  list.push({
+    kind: "latency",
+    id: "latency-grpc-b1",
+    label: "gRPC Publish 1/call at 50% of its max rate, open loop",
+    transport: "grpc",
+    batch: 1,
+    calibratedBy: "grpc-b1-c64",
+    share: 0.5,
+    durationSeconds: s.latencySeconds,
+    maxInFlight: 1000,
+  });
+  list.push({
+    kind: "growth",
+    id: `growth-grpc-stream-b${headline.batch}-c${headline.concurrency}`,
+    label: `growth to ${s.growthStored.toLocaleString("en-US")} stored, PublishStream ${headline.batch}/msg, ${headline.concurrency} streams`,
+    transport: "grpc-stream",
+    batch: headline.batch,
+    concurrency: headline.concurrency,
+    stored: s.growthStored,
+    window: s.growthWindow,
+    stepStored: s.growthStep,
+  });
+  return list;
+}
+
+function load(transport: Transport, batch: number, concurrency: number, sends: number, label: string): LoadScenario {
+  const name = transport === "connect" ? "connect-json" : transport;
+  return { kind: "load", id: `${name}-b${batch}-c${concurrency}`, label, transport, batch, concurrency, sends };
+}
+
+/**
+ * The scenarios `--only` names, by exact id, by prefix ("grpc-stream",
+ * "raw") or by glob ("grpc-stream-b500-*"), in run order. A latency run
+ * brings its calibration run along, since its rate comes from it.
+ */
+export function selectScenarios(all: Scenario[], only: string[] | undefined): Scenario[] {
+  if (only === undefined || only.length === 0) return all;
+  const unknown = only.filter((pattern) => !all.some((s) => matches(pattern, s.id)));
+  if (unknown.length > 0) throw new Error(`--only: no scenario matches ${unknown.join(", ")}; known: ${all.map((s) => s.id).join(", ")}`);
+  const chosen = new Set(all.filter((s) => only.some((pattern) => matches(pattern, s.id))).map((s) => s.id));
+  for (const s of all) if (s.kind === "latency" && chosen.has(s.id)) chosen.add(s.calibratedBy);
+  return all.filter((s) => chosen.has(s.id));
+}
+
+function matches(pattern: string, id: string): boolean {
+  if (pattern.includes("*")) return new RegExp(`^${pattern.split("*").map(escapeRegExp).join(".*")}$`).test(id);
+  return id === pattern || id.startsWith(`${pattern}-`);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+}

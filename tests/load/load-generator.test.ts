@@ -1,0 +1,129 @@
+import { create, equals, fromBinary, fromJson, toBinary, type JsonValue } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import {
+  EventSchema,
+  PublishRequestSchema,
+  PublishResponseSchema,
+  PublishStreamResponseSchema,
+} from "../../gen/aggregator/v1/aggregator_pb.js";
+import { makeBatches } from "../../src/cli/load/batches.js";
+import { EventCache } from "../../src/cli/load/event-cache.js";
+import { eventFields, protoEvent, topicNames } from "../../src/cli/load/events.js";
+import { LatencyRecorder } from "../../src/cli/load/latency.js";
+import { encodeEvent, readVarintFields } from "../../src/cli/load/proto-encode.js";
+import { buildWorkload, DistinctCounter } from "../../src/cli/load/workload.js";
+import { canonicalJson } from "../../src/event-text.js";
+
+const topics = topicNames(4);
+
+describe("load generator: events", () => {
+  it("the hand encoder's bytes decode, with protobuf-es, to the same event", () => {
+    for (const index of [0, 1, 7, 12_345, 4_999_999]) {
+      const fields = eventFields(42, index, topics);
+      const decoded = fromBinary(EventSchema, encodeEvent(fields));
+      expect(equals(EventSchema, decoded, protoEvent(fields))).toBe(true);
+      expect(decoded.payload).toEqual(fields.payload);
+    }
+  });
+
+  it("an event number always makes the same event, and ids never repeat within a seed", () => {
+    expect(eventFields(7, 99, topics)).toEqual(eventFields(7, 99, topics));
+    const ids = new Set(Array.from({ length: 20_000 }, (_, i) => eventFields(7, i, topics).eventId));
+    expect(ids.size).toBe(20_000);
+    expect(eventFields(7, 3, topics).eventId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("events are seed-shaped: 4 topics, 4 sources, a payload of about 150 bytes", () => {
+    const events = Array.from({ length: 64 }, (_, i) => eventFields(1, i, topics));
+    expect(new Set(events.map((e) => e.topic)).size).toBe(4);
+    expect(new Set(events.map((e) => e.source)).size).toBe(4);
+    for (const e of events) expect(canonicalJson(e.payload, 64).length).toBeGreaterThan(120);
+    for (const e of events) expect(canonicalJson(e.payload, 64).length).toBeLessThan(180);
+  });
+});
+
+describe("load generator: workloads", () => {
+  it("holds every distinct event at least once and the dup rate's share of re-sends", () => {
+    const w = buildWorkload({ seed: 3, sends: 10_000, dupRate: 0.2, indexBase: 500 });
+    expect(w.unique).toBe(8_000);
+    const counter = new DistinctCounter(w);
+    counter.mark(0, w.order.length);
+    expect(counter.distinct).toBe(8_000);
+    expect(Math.min(...w.order)).toBe(500);
+    expect(Math.max(...w.order)).toBe(8_499);
+  });
+
+  it("re-sends only events already sent, and a cut-short run still re-sends its share", () => {
+    const w = buildWorkload({ seed: 5, sends: 100_000, dupRate: 0.2, indexBase: 0 });
+    // Events are first sent in number order, so a re-send is always of a number below the next new one.
+    let nextNew = 0;
+    let resendOfUnsent = 0;
+    for (const event of w.order) {
+      if (event === nextNew) nextNew++;
+      else if (event > nextNew) resendOfUnsent++;
+    }
+    expect(resendOfUnsent).toBe(0);
+    expect(nextNew).toBe(w.unique);
+    const prefix = new DistinctCounter(w);
+    prefix.mark(0, 10_000);
+    expect(1 - prefix.distinct / prefix.sends).toBeGreaterThan(0.17);
+    expect(1 - prefix.distinct / prefix.sends).toBeLessThan(0.23);
+  });
+
+  it("counts distinct events among the sends of a cut-short run", () => {
+    const w = buildWorkload({ seed: 3, sends: 1_000, dupRate: 0.5, indexBase: 0 });
+    const counter = new DistinctCounter(w);
+    counter.mark(0, 100);
+    expect(counter.distinct).toBe(new Set(w.order.subarray(0, 100)).size);
+    expect(counter.sends).toBe(100);
+  });
+});
+
+describe("load generator: request bodies", () => {
+  const workload = buildWorkload({ seed: 11, sends: 25, dupRate: 0.2, indexBase: 0 });
+  const cache = new EventCache(11, 4);
+
+  it("a gRPC body is a framed PublishRequest of the batch's events, in send order", () => {
+    const batches = makeBatches("grpc", workload, 10, cache);
+    expect(batches.count).toBe(3);
+    const frame = batches.body(2);
+    expect(frame[0]).toBe(0);
+    expect(frame.readUInt32BE(1)).toBe(frame.length - 5);
+    const request = fromBinary(PublishRequestSchema, frame.subarray(5));
+    expect(request.events.map((e) => e.eventId)).toEqual(Array.from(workload.order.subarray(20, 25), (i) => eventFields(11, i, topics).eventId));
+  });
+
+  it("a REST body is one event object for batch 1 and {events: [...]} otherwise", () => {
+    const single = JSON.parse(makeBatches("rest", workload, 1, cache).body(0).toString()) as JsonValue;
+    expect(fromJson(EventSchema, single).eventId).toBe(eventFields(11, workload.order[0]!, topics).eventId);
+    const many = JSON.parse(makeBatches("rest", workload, 10, cache).body(0).toString()) as { events: JsonValue[] };
+    expect(many.events).toHaveLength(10);
+    const connect = JSON.parse(makeBatches("connect", workload, 10, cache).body(0).toString()) as JsonValue;
+    expect(fromJson(PublishRequestSchema, connect).events).toHaveLength(10);
+  });
+
+  it("reads the counts of an answer without decoding its results", () => {
+    const response = create(PublishResponseSchema, {
+      accepted: 300,
+      duplicates: 2,
+      results: Array.from({ length: 302 }, (_, i) => ({ status: 1, seq: BigInt(1_000_000 + i) })),
+    });
+    expect(readVarintFields(toBinary(PublishResponseSchema, response), 3)).toEqual([0, 300, 2, 0]);
+    const totals = create(PublishStreamResponseSchema, { received: 5_000_000n, accepted: 4_000_000n, duplicates: 1_000_000n, batches: 10_000n });
+    expect(readVarintFields(toBinary(PublishStreamResponseSchema, totals), 4)).toEqual([0, 5_000_000, 4_000_000, 1_000_000, 0]);
+  });
+});
+
+describe("load generator: latency", () => {
+  it("ghz's histogram covers every call from the fastest to the slowest", () => {
+    const recorder = new LatencyRecorder();
+    for (let us = 100; us <= 10_000; us += 7) recorder.record(us);
+    const summary = recorder.summary();
+    expect(summary.buckets).toHaveLength(11);
+    expect(summary.buckets.reduce((sum, b) => sum + b.count, 0)).toBe(summary.count);
+    expect(summary.buckets[0]!.markUs).toBe(100);
+    expect(summary.buckets[10]!.markUs).toBe(summary.maxUs);
+    expect(summary.p50Us).toBeGreaterThan(4_900);
+    expect(summary.p50Us).toBeLessThan(5_200);
+  });
+});
