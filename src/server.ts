@@ -12,6 +12,7 @@ import { Publisher } from "./ingest/publisher.js";
 import { IngestQueue } from "./ingest/queue.js";
 import { createDualProtocolServer, type RequestHandler } from "./net/dual-protocol-server.js";
 import { restHandler } from "./rest.js";
+import { withRpcEdge } from "./rpc-edge.js";
 import { aggregatorRoutes } from "./service.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 
@@ -94,14 +95,15 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   };
   const standard = connectNodeAdapter({
     ...adapterOptions,
-    routes: (router) => {
+    // rpc-edge.ts: undecodable protobuf is invalid_argument, and bare 415s and 405s get a body.
+    routes: withRpcEdge((router) => {
       aggregatorRoutes(deps)(router);
       healthRoutes(health)(router);
-    },
+    }),
     fallback: access === null ? restRoutes(publisher) : guardRest(access, log, restRoutes, publisher),
   });
   // Binary Publish and PublishStream take the fast path (binary-publish.ts), with the same options and interceptors.
-  const binaryPublish = connectNodeAdapter({ ...adapterOptions, routes: binaryPublishRoutes(deps) });
+  const binaryPublish = connectNodeAdapter({ ...adapterOptions, routes: withRpcEdge(binaryPublishRoutes(deps)) });
   const handler: RequestHandler = (req, res) => (isBinaryPublish(req.url, req.headers) ? binaryPublish : standard)(req, res);
   const server = createDualProtocolServer(handler, {
     maxConnections: config.maxConnections,

@@ -212,12 +212,13 @@ async function whatBecameOfProtoKey(): Promise<string> {
   if (stored === undefined) return "not found in the store";
   return Object.hasOwn(stored.payload, "__proto__") ? "stored with the key" : "stored without the key: decoding dropped it silently";
 }
-/** What an undecodable message should be refused with: a decode error for the request, or for the event it breaks. */
-const notDecodable = /cannot decode|is not a valid aggregator\.v1\.Event/;
-const parseBinaryGap = (message: RegExp) => ({
-  now: { code: "internal", message },
-  note: "connect-es reports undecodable protobuf as internal; see issue note (server.ts)",
-});
+/**
+ * What an undecodable message is refused with: the request-level decode error
+ * (connect-es's "parse binary: …", answered as invalid_argument by
+ * rpc-edge.ts), or the violation of the event it breaks, once events are
+ * decoded by our own code.
+ */
+const notDecodable = (detail: RegExp) => new RegExp(`^cannot decode the request message: ${detail.source}|is not a valid aggregator\\.v1\\.Event`);
 
 const cases: Case[] = [
   {
@@ -350,10 +351,10 @@ const cases: Case[] = [
     rest: invalid(/events\[0\]\.payload: is nested deeper than 32 levels/),
     // protobuf-es stops at 100 nested messages, before validation sees the payload.
     connectJson: invalid(/cannot decode google\.protobuf\.Value from JSON: maximum recursion depth of 100 reached/),
-    binaryAnswer: {
-      ...invalid(/nested deeper than 32 levels|nests deeper than|maximum recursion depth/),
-      gap: parseBinaryGap(/^parse binary: cannot decode message google\.protobuf\.Struct from binary: maximum recursion depth of 100 reached$/),
-    },
+    // protobuf-es stops at 100 nested messages while decoding the request (rpc-edge.ts answers it as invalid_argument).
+    binaryAnswer: invalid(
+      /nested deeper than 32 levels|nests deeper than|^cannot decode the request message: cannot decode message google\.protobuf\.Struct from binary: maximum recursion depth of 100 reached$/,
+    ),
   },
   {
     input: 'payload key "__proto__"',
@@ -397,17 +398,17 @@ function all(outcome: Outcome): Pick<Case, "rest" | "connectJson" | "binaryAnswe
 }
 
 /** Bytes that are no PublishRequest, for the binary protocols. */
-const corrupt: { input: string; bytes: Uint8Array; now: RegExp }[] = [
-  { input: "corrupt protobuf bytes (ff ff ff ff)", bytes: Uint8Array.from([0xff, 0xff, 0xff, 0xff]), now: /^parse binary: premature EOF$/ },
+const corrupt: { input: string; bytes: Uint8Array; detail: RegExp }[] = [
+  { input: "corrupt protobuf bytes (ff ff ff ff)", bytes: Uint8Array.from([0xff, 0xff, 0xff, 0xff]), detail: /premature EOF$/ },
   {
     input: "protobuf with a wrong wire type (topic as a varint)",
     bytes: Uint8Array.from([0x0a, 0x02, 0x08, 0x01]),
-    now: /^parse binary: (premature EOF|cannot decode)/,
+    detail: /(premature EOF|cannot decode)/,
   },
   {
     input: "invalid UTF-8 in topic",
     bytes: Uint8Array.from([0x0a, 0x04, 0x0a, 0x02, 0xc3, 0x28]),
-    now: /^parse binary: The encoded data was not valid for encoding utf-8$/,
+    detail: /The encoded data was not valid for encoding utf-8$/,
   },
 ];
 
@@ -421,13 +422,12 @@ const rows: Row[] = [
       ? binaryProtocols.map(([protocol, post]) => ({ input: c.input, protocol, send: () => post(c.binary!()), outcome: c.binaryAnswer! }))
       : []),
   ]),
-  ...corrupt.flatMap(({ input, bytes, now }) =>
+  ...corrupt.flatMap(({ input, bytes, detail }) =>
     binaryProtocols.map(([protocol, post]) => ({
       input,
       protocol,
       send: () => post(bytes),
-      // The event-level violation, once events are decoded by our own code; the request-level decode error otherwise.
-      outcome: { ...invalid(notDecodable), gap: parseBinaryGap(now) },
+      outcome: invalid(notDecodable(detail)),
     })),
   ),
   {
@@ -508,23 +508,20 @@ const rows: Row[] = [
     input: "wrong content type (text/xml)",
     protocol: "Connect JSON",
     send: () => send.connectJson("<event/>", { "content-type": "text/xml" }),
-    outcome: {
-      code: "",
-      http: 415,
-      message: /text\/xml/,
-      gap: { now: { code: "", http: 415, message: /^Unsupported Media Type$/ }, note: "no body naming the content type or the supported ones (connect-node answers bare 415; server.ts)" },
-    },
+    outcome: { code: "invalid_argument", http: 415, message: /^content-type text\/xml is not supported by Publish; use application\/grpc, .*application\/json or application\/proto$/ },
   },
   {
     input: "wrong content type (text/plain)",
     protocol: "gRPC",
     send: () => http2Request(server.url, { path: publishPath, headers: { "content-type": "text/plain", te: "trailers" }, body: grpcFrame(binary({})) }),
-    outcome: {
-      code: "",
-      http: 415,
-      message: /text\/plain/,
-      gap: { now: { code: "", http: 415, message: /^$/ }, note: "bare 415 with no body; HTTP/2 has no reason phrase either (server.ts)" },
-    },
+    outcome: { code: "invalid_argument", http: 415, message: /^content-type text\/plain is not supported by Publish; use application\/grpc, / },
+  },
+  {
+    // A content type of the gRPC family is answered the way gRPC clients read it: trailers-only, status in grpc-status.
+    input: "wrong content type (application/grpc+xml)",
+    protocol: "gRPC",
+    send: () => http2Request(server.url, { path: publishPath, headers: { "content-type": "application/grpc+xml", te: "trailers" }, body: grpcFrame(binary({})) }),
+    outcome: invalid(/^content-type application\/grpc\+xml is not supported by Publish; use application\/grpc, /),
   },
   {
     input: "unknown route (GET /nope)",
@@ -560,12 +557,7 @@ const rows: Row[] = [
     input: "wrong HTTP method (GET Publish, which has side effects)",
     protocol: "Connect JSON",
     send: () => http1Request(server.url, { method: "GET", path: `${publishPath}?encoding=json&message=%7B%7D` }),
-    outcome: {
-      code: "",
-      http: 405,
-      message: /GET/,
-      gap: { now: { code: "", http: 405, message: /^Method Not Allowed$/ }, note: "no body and no Allow header (connect-node answers bare 405; server.ts)" },
-    },
+    outcome: { code: "invalid_argument", http: 405, message: /^Publish only accepts POST, not GET$/, note: "with Allow: POST" },
   },
   {
     input: "application/grpc over HTTP/1.1 (an invalid event)",
@@ -694,6 +686,13 @@ describe("bad input over every entry point", () => {
     expect(after.conflicts).toBe(before.conflicts);
     expect(after.rejected_overload).toBe(before.rejected_overload);
     // rejected_invalid may grow: it counts the events of refused requests.
+  });
+
+  it("answers a refused HTTP method on an RPC path with an Allow header", async () => {
+    const res = await http1Request(server.url, { method: "GET", path: `${publishPath}?encoding=json&message=%7B%7D` });
+    expect(res.status).toBe(405);
+    expect(res.headers["allow"]).toBe("POST");
+    expect(res.headers["content-type"]).toMatch(/^application\/json/);
   });
 
   it("keeps serving afterwards: a normal publish works over every protocol, and the process is alive", async () => {
