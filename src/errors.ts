@@ -55,7 +55,7 @@ const binaryParsePrefix = "parse binary: ";
  * decode is `invalid_argument`, and connect-go answers both so. Where such an
  * error passes through our code (a stream's messages are decoded as the
  * handler reads them) it becomes `invalid_argument`. Unary requests are
- * decoded before any of our code runs; see issue #4.
+ * decoded before any of our code runs; rpc-edge.ts rewrites those answers.
  */
 function isBinaryParseError(err: ConnectError): boolean {
   return err.code === Code.Internal && err.rawMessage.startsWith(binaryParsePrefix);

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { authInterceptor, grantKey } from "./auth/interceptor.js";
@@ -78,6 +79,8 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   const health = new HealthState();
   const deps = { publisher, queue, store, startedAt: new Date() };
   const draining = new AbortController();
+  // connect-es links every call's signal to this one: one listener per call in flight.
+  setMaxListeners(0, draining.signal);
 
   // With authentication on, RPCs pass the auth interceptor (inside the error
   // interceptor, so its refusals reach clients as they are; every Connect
