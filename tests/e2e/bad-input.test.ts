@@ -280,8 +280,8 @@ const cases: Case[] = [
   {
     input: "lone surrogate in event_id (\\ud800)",
     json: () => events(event({ event_id: "id-\ud800" })),
-    // protobuf-es refuses it while decoding, before validation would.
-    rest: invalid(/events\[0\]\.event_id: cannot be decoded: expected string: invalid UTF8/),
+    // Connect JSON: protobuf-es refuses it while decoding; REST: validation does.
+    rest: invalid(/events\[0\]\.event_id: contains a control character or an unpaired surrogate/),
     connectJson: invalid(/aggregator\.v1\.Event\.event_id from JSON: expected string: invalid UTF8/),
   },
   {
