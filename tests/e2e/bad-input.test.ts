@@ -29,7 +29,7 @@ import {
   rstCodeName,
   type RawResponse,
 } from "../support/raw-http.js";
-import { startServer, type TestServer } from "../support/server.js";
+import { limitArgs, startServer, type TestServer } from "../support/server.js";
 
 /** Small limits, so that "over the limit" inputs stay small and fast. */
 const limits = { maxBatch: 100, maxMessageBytes: 256 * 1024, maxPayloadBytes: 1024 };
@@ -38,16 +38,7 @@ let server: TestServer;
 
 beforeAll(async () => {
   server = await startServer({
-    args: [
-      "--max-batch",
-      String(limits.maxBatch),
-      "--max-message-bytes",
-      String(limits.maxMessageBytes),
-      "--max-payload-bytes",
-      String(limits.maxPayloadBytes),
-      "--durability",
-      "normal",
-    ],
+    args: [...limitArgs(limits), "--durability", "normal"],
   });
 });
 

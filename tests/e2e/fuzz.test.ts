@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PublishRequestSchema, PublishResponseSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { codeName } from "../../src/errors.js";
 import { grpcFrame, grpcStatusOf, http1Request, http2Request, type RawResponse } from "../support/raw-http.js";
-import { startServer, type TestServer } from "../support/server.js";
+import { limitArgs, startServer, type TestServer } from "../support/server.js";
 
 function integerFromEnv(name: string, fallback: number): number {
   const text = process.env[name];
@@ -41,17 +41,8 @@ const outcomes = new Map<string, Map<string, number>>();
 beforeAll(async () => {
   console.log(`fuzz: seed ${seed}, ${numRuns} cases per endpoint (set TALLY_FUZZ_SEED / TALLY_FUZZ_RUNS to change)`);
   server = await startServer({
-    args: [
-      "--max-batch",
-      String(limits.maxBatch),
-      "--max-message-bytes",
-      String(limits.maxMessageBytes),
-      "--max-payload-bytes",
-      String(limits.maxPayloadBytes),
-      // Fuzzing checks answers and counters, not power-loss durability: skip the fsyncs.
-      "--durability",
-      "normal",
-    ],
+    // Checks answers and counters, not power-loss durability: skip the fsyncs.
+    args: [...limitArgs(limits), "--durability", "normal"],
   });
 });
 

@@ -10,6 +10,7 @@
 // CONFLICT (the load never changes a payload, so a conflict is a bug).
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
+import { eventSource, newRunId } from './k6-events.js';
 import { Counter } from 'k6/metrics';
 
 const TARGET = __ENV.TARGET || '127.0.0.1:8080';
@@ -38,47 +39,13 @@ const eventsDuplicate = new Counter('events_duplicate');
 const eventsConflict = new Counter('events_conflict');
 const publishErrors = new Counter('publish_errors');
 
-const topics = ['orders', 'payments', 'users', 'inventory'];
-const sources = ['checkout', 'billing', 'auth', 'warehouse'];
-
 // setup() runs once; its answer reaches every VU, so ids are fresh for each run.
 export function setup() {
-  return { run: `${Date.now().toString(36)}-${Math.floor(Math.random() * 1e9).toString(36)}` };
+  return { run: newRunId() };
 }
 
-// The VU's own earlier events, for re-sends (kept small: a re-send of a recent event is the common case).
-const earlier = [];
-const keepEarlier = 1000;
-let sequence = 0;
-
-function newEvent(run) {
-  const n = sequence++;
-  return {
-    topic: topics[n % topics.length],
-    event_id: `k6-${run}-${__VU}-${n}`,
-    timestamp: new Date().toISOString(),
-    source: sources[Math.floor(n / topics.length) % sources.length],
-    payload: {
-      user_id: `user-${String(n % 100000).padStart(6, '0')}`,
-      action: 'purchase',
-      amount: (n % 100000) / 100,
-      currency: 'EUR',
-      items: [n % 17, n % 31],
-      session: `${__VU}-${n}`,
-      client: { ip: '10.0.0.1', app: 'k6' },
-    },
-  };
-}
-
-function nextEvent(run) {
-  if (earlier.length > 0 && Math.random() < DUP_RATE) {
-    return earlier[Math.floor(Math.random() * earlier.length)];
-  }
-  const event = newEvent(run);
-  earlier.push(event);
-  if (earlier.length > keepEarlier) earlier.shift();
-  return event;
-}
+// Re-sends come from the VU's last 1000 events.
+const nextEvent = eventSource('k6', DUP_RATE, 1000);
 
 export default function (data) {
   if (__ITER === 0) {

@@ -26,6 +26,11 @@ export function tempDir(prefix = "tally-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** Flags for the message limits a test runs with, so the test and the server agree on them. */
+export function limitArgs(limits: { maxBatch: number; maxMessageBytes: number; maxPayloadBytes: number }): string[] {
+  return ["--max-batch", String(limits.maxBatch), "--max-message-bytes", String(limits.maxMessageBytes), "--max-payload-bytes", String(limits.maxPayloadBytes)];
+}
+
 export interface StartOptions {
   dbPath?: string;
   args?: string[];
