@@ -36,8 +36,6 @@ export class ShuttingDownError extends Error {
 /** The store could not commit (busy, disk full, I/O error): nothing of the batch was stored. */
 export class StorageUnavailableError extends Error {}
 
-/** A request or message over a configured size limit. */
-export class TooLargeError extends Error {}
 
 function describeViolations(violations: Violation[]): string {
   const listed = violations.slice(0, maxListedViolations).map((v) => (v.index < 0 ? `${v.field}: ${v.description}` : `events[${v.index}].${v.field}: ${v.description}`));
@@ -73,7 +71,6 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof OverloadedError) return new ConnectError(err.message, Code.Unavailable, { "retry-after": String(err.retryAfterSeconds) });
   if (err instanceof ShuttingDownError) return new ConnectError(err.message, Code.Unavailable);
   if (err instanceof StorageUnavailableError) return new ConnectError(err.message, Code.Unavailable);
-  if (err instanceof TooLargeError) return new ConnectError(err.message, Code.ResourceExhausted);
   return new ConnectError("internal error", Code.Internal);
 }
 

@@ -110,7 +110,7 @@ export function validateBatch(
 }
 
 /** Approximate memory an event holds while queued: its text, two bytes a character. */
-export function recordBytes(r: EventRecord): number {
+function recordBytes(r: EventRecord): number {
   return 2 * (r.topic.length + r.eventId.length + r.ts.length + r.source.length + r.payload.length);
 }
 

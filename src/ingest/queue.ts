@@ -131,7 +131,7 @@ export class IngestQueue {
       this.grantWaiters();
       if (this.events === 0) this.drained?.();
     };
-    const committed = this.store.append(records, bytes);
+    const committed = this.store.append(records);
     committed.then(release, release);
     return committed;
   }

@@ -9,7 +9,7 @@ import { AppendStatus, type AppendResult } from "./types.js";
 export type FlatBatch = string[];
 
 /** Fields per event in a FlatBatch. */
-export const fieldsPerEvent = 5;
+const fieldsPerEvent = 5;
 
 /** Commits several batches in one transaction and answers each one's per-event outcome. */
 export type GroupAppender = (batches: FlatBatch[]) => AppendResult[];

@@ -62,7 +62,7 @@ export interface StoreStats {
  */
 export interface EventStore {
   /** Stores a batch atomically and resolves after it has committed. */
-  append(records: EventRecord[], bytes: number): Promise<AppendResult>;
+  append(records: EventRecord[]): Promise<AppendResult>;
   page(query: EventQuery): Promise<EventPage>;
   stats(): Promise<StoreStats>;
   /** Commits everything already handed to append(), then closes. */
