@@ -202,9 +202,12 @@ function checkDepth(depth: number): void {
   if (depth > maxPayloadDepth) throw new PayloadRefusal(`is nested deeper than ${maxPayloadDepth} levels`);
 }
 
-/** depth counts JSON containers (Struct and ListValue), as validation does: the payload itself is 1. */
-function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
-  checkDepth(depth);
+/**
+ * Calls `each` with a reader over every occurrence of field 1, length
+ * delimited: the one field of both Struct (its map entries) and ListValue.
+ * Other fields are skipped, as protobuf decoders skip unknown fields.
+ */
+function eachField1(r: Reader, name: string, each: (item: Reader) => void): void {
   while (r.pos < r.end) {
     const tag = r.varint();
     const wireType = tag & 7;
@@ -212,9 +215,16 @@ function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
       r.skip(wireType);
       continue;
     }
-    expect(wireType, WireType.LengthDelimited, "Struct.fields");
+    expect(wireType, WireType.LengthDelimited, name);
     const [start, end] = r.span();
-    const entry = new Reader(r.buf, start, end);
+    each(new Reader(r.buf, start, end));
+  }
+}
+
+/** depth counts JSON containers (Struct and ListValue), as validation does: the payload itself is 1. */
+function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
+  checkDepth(depth);
+  eachField1(r, "Struct.fields", (entry) => {
     let key = "";
     let value: JsonValue = null;
     while (entry.pos < entry.end) {
@@ -226,14 +236,14 @@ function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
       } else if (entryTag >>> 3 === 2) {
         expect(entryWire, WireType.LengthDelimited, "Struct value");
         const [vs, ve] = entry.span();
-        value = decodeValue(new Reader(r.buf, vs, ve), depth);
+        value = decodeValue(new Reader(entry.buf, vs, ve), depth);
       } else {
         entry.skip(entryWire);
       }
     }
     if (key === "__proto__") throw new PayloadRefusal('has the key "__proto__", which protobuf JSON decoding would drop silently; rename it');
     into[key] = value;
-  }
+  });
   return into;
 }
 
@@ -283,17 +293,7 @@ function decodeValue(r: Reader, depth: number): JsonValue {
 function decodeList(r: Reader, depth: number): JsonValue[] {
   checkDepth(depth);
   const values: JsonValue[] = [];
-  while (r.pos < r.end) {
-    const tag = r.varint();
-    const wireType = tag & 7;
-    if (tag >>> 3 !== 1) {
-      r.skip(wireType);
-      continue;
-    }
-    expect(wireType, WireType.LengthDelimited, "ListValue.values");
-    const [start, end] = r.span();
-    values.push(decodeValue(new Reader(r.buf, start, end), depth));
-  }
+  eachField1(r, "ListValue.values", (item) => values.push(decodeValue(item, depth)));
   return values;
 }
 
