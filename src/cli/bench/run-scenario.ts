@@ -139,11 +139,20 @@ async function finish(
   return { stats, database, peakRssKiB, problems };
 }
 
-function fromLoad(result: LoadResult, usage: Usage, checked: Awaited<ReturnType<typeof finish>>, server: BenchServer, unit: "call" | "stream"): Measurement {
-  const serverCpu = cpuPercent(...usage.server);
-  const loaderCpu = cpuPercent(...usage.loader);
+/** Server and loader resources over a run: CPU as % of one core, peak anonymous RSS. */
+interface Resources {
+  serverCpu: number | undefined;
+  loaderCpu: number | undefined;
+  peakAnonKiB: number | undefined;
+}
+
+function resourcesOf(usage: Usage): Resources {
+  return { serverCpu: cpuPercent(...usage.server), loaderCpu: cpuPercent(...usage.loader), peakAnonKiB: usage.serverPeakAnonKiB };
+}
+
+function fromLoad(result: LoadResult, resources: Resources, checked: Awaited<ReturnType<typeof finish>>, server: BenchServer, unit: "call" | "stream"): Measurement {
   const peak = mib(checked.peakRssKiB);
-  const peakAnon = mib(usage.serverPeakAnonKiB);
+  const peakAnon = mib(resources.peakAnonKiB);
   return {
     eventsPerSecond: result.sends / result.elapsedSeconds,
     callsPerSecond: result.calls / result.elapsedSeconds,
@@ -160,8 +169,8 @@ function fromLoad(result: LoadResult, usage: Usage, checked: Awaited<ReturnType<
     errors: result.errors,
     ...(peak !== undefined && { serverPeakRssMiB: peak }),
     ...(peakAnon !== undefined && { serverPeakAnonRssMiB: peakAnon }),
-    ...(serverCpu !== undefined && { serverCpuPercent: serverCpu }),
-    ...(loaderCpu !== undefined && { loaderCpuPercent: loaderCpu }),
+    ...(resources.serverCpu !== undefined && { serverCpuPercent: resources.serverCpu }),
+    ...(resources.loaderCpu !== undefined && { loaderCpuPercent: resources.loaderCpu }),
     problems: checked.problems,
     serverLog: [...server.problems],
     notes: [],
@@ -175,7 +184,7 @@ async function runLoadScenario(s: LoadScenario, ctx: RunContext, dbPath: string)
     await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(s.sends), batch: s.batch, topics: benchTopics, cache: "shared" });
     const { result, usage } = await timedLoad(ctx, server, s.sends);
     const checked = await finish(server, dbPath, result);
-    return fromLoad(result, usage, checked, server, s.transport === "grpc-stream" ? "stream" : "call");
+    return fromLoad(result, resourcesOf(usage), checked, server, s.transport === "grpc-stream" ? "stream" : "call");
   } finally {
     await server.stop();
   }
@@ -192,7 +201,7 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
     await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(sends), batch: s.batch, topics: benchTopics, cache: "shared" });
     const { result, usage } = await timedLoad(ctx, server, sends);
     const checked = await finish(server, dbPath, result);
-    const m = fromLoad(result, usage, checked, server, "call");
+    const m = fromLoad(result, resourcesOf(usage), checked, server, "call");
     m.offeredRate = rate;
     m.notes.push(`offered ${rate} events/s (${Math.round(s.share * 100)}% of ${s.calibratedBy}'s ${Math.round(max)}) for ${s.durationSeconds} s`);
     if (result.scheduleLagUs !== undefined) {
@@ -267,28 +276,11 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
     }
     const checked = await finish(server, dbPath, totals);
     const last = steps[steps.length - 1]!;
-    const peak = mib(checked.peakRssKiB);
+    const whole: LoadResult = { ...totals, elapsedSeconds: totals.seconds, statusCodes, errors, latency: last.latency };
+    const resources: Resources = { serverCpu: (100 * cpu.server) / totals.seconds, loaderCpu: (100 * cpu.loader) / totals.seconds, peakAnonKiB };
     return {
-      eventsPerSecond: totals.sends / totals.seconds,
-      callsPerSecond: totals.calls / totals.seconds,
-      elapsedSeconds: totals.seconds,
-      sends: totals.sends,
-      distinct: totals.distinct,
-      uniqueStored: checked.database.rows,
-      duplicatesReported: checked.stats.duplicateDropped,
-      answers: { accepted: totals.accepted, duplicates: totals.duplicates, conflicts: totals.conflicts },
-      calls: totals.calls,
-      latencyUnit: "stream",
-      latency: last.latency,
-      statusCodes,
-      errors,
-      ...(peak !== undefined && { serverPeakRssMiB: peak }),
-      serverPeakAnonRssMiB: mib(peakAnonKiB)!,
-      serverCpuPercent: (100 * cpu.server) / totals.seconds,
-      loaderCpuPercent: (100 * cpu.loader) / totals.seconds,
+      ...fromLoad(whole, resources, checked, server, "stream"),
       growth: { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: last.eventsPerSecond },
-      problems: checked.problems,
-      serverLog: [...server.problems],
       notes: [
         `first ${s.window.toLocaleString("en-US")} stored: ${Math.round(steps[0]!.eventsPerSecond)} events/s; last ${s.window.toLocaleString("en-US")} (to ${totals.distinct.toLocaleString("en-US")}): ${Math.round(last.eventsPerSecond)} events/s`,
       ],
