@@ -42,12 +42,20 @@ export function isBinaryPublish(path: string | undefined, headers: IncomingHttpH
   return path !== undefined && paths.has(path) && binaryContentType.test(headers["content-type"] ?? "");
 }
 
-/** Routes of the fast path: Publish and PublishStream only, events as raw bytes. */
-export function binaryPublishRoutes(deps: ServiceDeps) {
-  const handlers = publishHandlers(deps, (raw: Uint8Array[]) => {
+/** The request message of Publish as this path reads it: each event's raw bytes. */
+export const rawPublishRequest = service.methods.find((m) => m.localName === "publish")!.input;
+
+/** Publish and PublishStream over events as raw bytes, for the Connect routes below and the lean gRPC path (grpc-unary-publish.ts). */
+export function binaryPublishHandlers(deps: ServiceDeps) {
+  return publishHandlers(deps, (raw: Uint8Array[]) => {
     checkBatchSize(raw.length, deps.publisher.maxBatch);
     return decodeWireEvents(raw);
   });
+}
+
+/** Routes of the fast path: Publish and PublishStream only, events as raw bytes. */
+export function binaryPublishRoutes(deps: ServiceDeps) {
+  const handlers = binaryPublishHandlers(deps);
   return (router: ConnectRouter) => {
     for (const method of service.methods) {
       if (method.localName === "publish") router.rpc(method, handlers.publish as never);

@@ -1,13 +1,15 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { setMaxListeners } from "node:events";
+import type http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { authInterceptor, grantKey } from "./auth/interceptor.js";
 import { guardRest } from "./auth/rest-guard.js";
 import { binaryPublishRoutes, isBinaryPublish } from "./binary-publish.js";
 import type { Config } from "./config.js";
-import { toConnectError } from "./errors.js";
+import { answerForFailure } from "./call-failure.js";
+import { leanGrpcPublish } from "./grpc-unary-publish.js";
 import { HealthState, ServingStatus, healthRoutes } from "./health.js";
 import { Publisher } from "./ingest/publisher.js";
 import { IngestQueue } from "./ingest/queue.js";
@@ -42,30 +44,13 @@ const maxClientTimeoutMs = 24 * 3_600_000;
  */
 const redactedLogPaths = ["authorization", "*.authorization", "headers.authorization", "*.headers.authorization", "header.authorization", "*.header.authorization"];
 
-/** Node's errors for a request stream that ended before its end: the peer or the stream is gone. */
-const streamGoneCodes = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ECONNRESET"]);
-
-/**
- * Turns whatever a handler throws into the right Connect error at the edge,
- * and logs only what is unexpected: clients never see internals.
- */
+/** Turns whatever a handler throws into the right Connect error at the edge (call-failure.ts). */
 function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     try {
       return await next(req);
     } catch (err) {
-      const mapped = toConnectError(err);
-      if (mapped.code === Code.Internal && !(err instanceof ConnectError)) {
-        const context = { method: req.method.name, token: req.contextValues.get(grantKey)?.name };
-        // A call whose stream went away (client gone, stream cut for inactivity,
-        // shutdown) fails reading its body: not a fault of ours, and nobody hears the answer.
-        if (req.signal.aborted || streamGoneCodes.has((err as NodeJS.ErrnoException).code ?? "")) {
-          log.debug({ ...context, reason: String(err) }, "call ended early");
-        } else {
-          log.error({ ...context, err }, "request failed");
-        }
-      }
-      throw mapped;
+      throw answerForFailure(log, err, { method: req.method.name, token: req.contextValues.get(grantKey)?.name, aborted: req.signal.aborted });
     }
   };
 }
@@ -107,7 +92,12 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   });
   // Binary Publish and PublishStream take the fast path (binary-publish.ts), with the same options and interceptors.
   const binaryPublish = connectNodeAdapter({ ...adapterOptions, routes: withRpcEdge(binaryPublishRoutes(deps)) });
-  const handler: RequestHandler = (req, res) => (isBinaryPublish(req.url, req.headers) ? binaryPublish : standard)(req, res);
+  // Unary gRPC Publish takes a leaner path still (grpc-unary-publish.ts), with the same handler and access rules.
+  const lean = leanGrpcPublish({ deps, access, log, readMaxBytes: config.maxMessageBytes, maxTimeoutMs: maxClientTimeoutMs });
+  const handler: RequestHandler = (req, res) => {
+    if (lean.accepts(req)) lean.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    else (isBinaryPublish(req.url, req.headers) ? binaryPublish : standard)(req, res);
+  };
   const server = createDualProtocolServer(handler, {
     maxConnections: config.maxConnections,
     idleTimeoutMs: config.idleTimeoutMs,

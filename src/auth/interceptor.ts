@@ -55,13 +55,18 @@ export function authInterceptor(access: AccessList, log: Logger): Interceptor {
   };
 }
 
+/** Publish's access rule, also applied by the lean gRPC path (grpc-unary-publish.ts): the publish role, and every topic within the grant. */
+export function authorizePublish(grant: Grant, events: readonly unknown[]): void {
+  requireRole(grant, "publish", AggregatorService.method.publish.name);
+  if (grant.topics !== null) checkPublishTopics(grant, publishedEvents(events));
+}
+
 /** The access rule of each method; a method without one is refused, so a new RPC cannot ship unguarded. */
 function authorize(grant: Grant, req: AnyRequest, log: Logger): AnyRequest {
   const method = req.service.typeName === AggregatorService.typeName ? req.method.name : "";
   switch (method) {
     case AggregatorService.method.publish.name:
-      requireRole(grant, "publish", method);
-      if (grant.topics !== null) checkPublishTopics(grant, publishedEvents((req.message as unknown as PublishMessage).events));
+      authorizePublish(grant, (req.message as unknown as PublishMessage).events);
       return req;
     case AggregatorService.method.publishStream.name:
       requireRole(grant, "publish", method);

@@ -484,6 +484,12 @@ const rows: Row[] = [
     outcome: { code: "internal", message: /received compressed envelope, but do not know how to decompress/ },
   },
   {
+    input: "malformed grpc-timeout (\"soon\")",
+    protocol: "gRPC",
+    send: () => send.grpc(binary({}), { headers: { "grpc-timeout": "soon" } }),
+    outcome: invalid(/protocol error: invalid grpc timeout value: soon/),
+  },
+  {
     input: "unknown grpc-encoding (snappy)",
     protocol: "gRPC",
     send: () => send.grpc(grpcFrame(binary({}), 1), { framed: false, headers: { "grpc-encoding": "snappy" } }),

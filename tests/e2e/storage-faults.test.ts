@@ -1,3 +1,4 @@
+import { create, toBinary } from "@bufbuild/protobuf";
 import Database from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -5,7 +6,9 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { grpcClient } from "../support/clients.js";
+import { PublishRequestSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { makeEvent } from "../support/events.js";
+import { grpcFrame, grpcStatusOf, http2Request } from "../support/raw-http.js";
 import { startServer, tempDir, type TestServer } from "../support/server.js";
 
 let server: TestServer | undefined;
@@ -74,6 +77,30 @@ describe("storage faults", () => {
     expect(retried.accepted).toBe(1);
     await server.stop();
     expect(checkIntegrity(server.dbPath)).toBe(2);
+  });
+
+  it("answers deadline_exceeded when a gRPC deadline passes before the commit, and a re-send afterwards is safe", async () => {
+    server = await startServer();
+    const intruder = new Database(server.dbPath);
+    intruder.exec("BEGIN IMMEDIATE");
+    const event = makeEvent();
+    // Raw HTTP/2, so the answer is the server's: a client library would also give up on its own at the deadline.
+    const res = await http2Request(server.url, {
+      path: "/aggregator.v1.AggregatorService/Publish",
+      headers: { "content-type": "application/grpc", te: "trailers", "grpc-timeout": "300m" },
+      body: grpcFrame(toBinary(PublishRequestSchema, create(PublishRequestSchema, { events: [event] }))),
+    });
+    intruder.exec("ROLLBACK");
+    intruder.close();
+
+    // Answered at its deadline: had the server waited for the store, the answer would be unavailable ("busy") after 5 s.
+    expect(grpcStatusOf(res)).toEqual({ code: Code.DeadlineExceeded, message: "the operation timed out" });
+    // The batch's fate was unknown to the client; re-sending settles it either way, once.
+    const client = grpcClient(server.url);
+    const retried = await client.publish({ events: [event] });
+    expect(retried.accepted + retried.duplicates).toBe(1);
+    await server.stop();
+    expect(checkIntegrity(server.dbPath)).toBe(1);
   });
 
   it.skipIf(!canMount && !mountRequired)("answers unavailable on a full disk without corrupting anything, and resumes when space returns", async () => {
