@@ -42,6 +42,8 @@ export interface LatencyScenario extends Common {
   /** Share of the calibration rate to offer. */
   share: number;
   durationSeconds: number;
+  /** Seconds of the same load on the fresh server before the measured part. */
+  warmupSeconds: number;
   /** Calls in flight at most; far above what the rate needs, so the schedule is never held back. */
   maxInFlight: number;
 }
@@ -73,6 +75,7 @@ interface Sizes {
   restOneSends: number;
   rawBudgetSeconds: number;
   latencySeconds: number;
+  latencyWarmupSeconds: number;
   growthStored: number;
   growthWindow: number;
   growthStep: number;
@@ -89,6 +92,7 @@ const full: Sizes = {
   restOneSends: 6_000,
   rawBudgetSeconds: 60,
   latencySeconds: 30,
+  latencyWarmupSeconds: 5,
   growthStored: 5_000_000,
   growthWindow: 100_000,
   growthStep: 600_000,
@@ -110,6 +114,7 @@ const quick: Sizes = {
   restOneSends: 2_000,
   rawBudgetSeconds: 2,
   latencySeconds: 2,
+  latencyWarmupSeconds: 1,
   growthStored: 50_000,
   growthWindow: 12_500,
   growthStep: 25_000,
@@ -154,6 +159,7 @@ export function allScenarios(isQuick: boolean): Scenario[] {
     calibratedBy: "grpc-b1-c64",
     share: 0.5,
     durationSeconds: s.latencySeconds,
+    warmupSeconds: s.latencyWarmupSeconds,
     maxInFlight: 1000,
   });
   list.push({
