@@ -16,6 +16,7 @@ import type { Violation } from "./errors.js";
 import { textToTimestamp, timestampToText } from "./event-text.js";
 import type { BatchOutcome, Publisher } from "./ingest/publisher.js";
 import type { IngestQueue } from "./ingest/queue.js";
+import type { IncomingEvent } from "./validate.js";
 import type { EventQuery, EventStore, StoredEventRow } from "./store/types.js";
 
 /** Page size of Events when the caller names none. */
@@ -121,7 +122,7 @@ function nextOrAbort<T>(iterator: AsyncIterator<T>, signal: AbortSignal): Promis
 }
 
 /** Turns the events field of a publish message into events, with any violations found while decoding. */
-export type EventDecoder<T> = (events: T) => { events: (Event | undefined)[]; violations: Violation[] };
+export type EventDecoder<T> = (events: T) => { events: (IncomingEvent | undefined)[]; violations: Violation[] };
 
 /** Events that protobuf-es already decoded. */
 const alreadyDecoded: EventDecoder<Event[]> = (events) => ({ events, violations: [] });

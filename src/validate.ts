@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../gen/aggregator/v1/aggregator_pb.js";
 import { ValidationError, type Violation } from "./errors.js";
-import { PayloadShapeError, canonicalJson, maxTimestampSeconds, minTimestampSeconds, timestampToText } from "./event-text.js";
+import { CanonicalPayload, PayloadShapeError, canonicalJson, maxTimestampSeconds, minTimestampSeconds, timestampToText } from "./event-text.js";
 import type { EventRecord } from "./store/types.js";
 
 /** Limits validation enforces; taken from Config. */
@@ -10,6 +10,12 @@ export interface ValidationLimits {
   maxBatch: number;
   maxPayloadBytes: number;
 }
+
+/**
+ * An event as a decoder hands it to validation: an Event, whose payload may
+ * already be canonical JSON text (the binary decoder writes it so).
+ */
+export type IncomingEvent = Pick<Event, "topic" | "eventId" | "timestamp" | "source"> & { payload?: Event["payload"] | CanonicalPayload };
 
 /** topic, event_id and source are identifiers, not documents. */
 const maxIdentifierLength = 255;
@@ -55,7 +61,7 @@ export function checkBatchSize(count: number, maxBatch: number): void {
  * found; their events are undefined in `events` and are skipped here.
  */
 export function validateBatch(
-  events: readonly (Event | undefined)[],
+  events: readonly (IncomingEvent | undefined)[],
   limits: ValidationLimits,
   known: Violation[] = [],
 ): { records: EventRecord[]; bytes: number } {
@@ -84,7 +90,7 @@ export function validateBatch(
       violations.push({ index, field: "payload", description: "is required (a JSON object, {} allowed)" });
     } else {
       try {
-        payload = canonicalJson(event.payload, maxPayloadDepth);
+        payload = event.payload instanceof CanonicalPayload ? event.payload.json : canonicalJson(event.payload, maxPayloadDepth);
         const payloadBytes = Buffer.byteLength(payload);
         if (payloadBytes > limits.maxPayloadBytes) {
           violations.push({ index, field: "payload", description: `is ${payloadBytes} bytes as JSON, at most ${limits.maxPayloadBytes} allowed` });

@@ -1,7 +1,6 @@
-import type { Event } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { ValidationError, type Violation } from "../errors.js";
 import { AppendStatus, type AppendResult } from "../store/types.js";
-import { validateBatch, type ValidationLimits } from "../validate.js";
+import { validateBatch, type IncomingEvent, type ValidationLimits } from "../validate.js";
 import type { IngestQueue } from "./queue.js";
 
 /** What one committed batch came to. */
@@ -34,7 +33,7 @@ export class Publisher {
    * `known` carries violations the caller found while decoding (REST), for
    * events left undefined in `events`.
    */
-  async publish(events: readonly (Event | undefined)[], known: Violation[] = []): Promise<BatchOutcome> {
+  async publish(events: readonly (IncomingEvent | undefined)[], known: Violation[] = []): Promise<BatchOutcome> {
     const { records, bytes } = this.validate(events, known);
     return summarize(await this.queue.submit(records, bytes));
   }
@@ -43,13 +42,13 @@ export class Publisher {
    * Validates one stream message and waits for room in the queue; resolves
    * once the batch is queued, with a promise of its commit.
    */
-  async publishWhenRoom(events: readonly (Event | undefined)[], known: Violation[], signal: AbortSignal): Promise<{ committed: Promise<BatchOutcome> }> {
+  async publishWhenRoom(events: readonly (IncomingEvent | undefined)[], known: Violation[], signal: AbortSignal): Promise<{ committed: Promise<BatchOutcome> }> {
     const { records, bytes } = this.validate(events, known);
     const { committed } = await this.queue.submitWhenRoom(records, bytes, signal);
     return { committed: committed.then(summarize) };
   }
 
-  private validate(events: readonly (Event | undefined)[], known: Violation[]) {
+  private validate(events: readonly (IncomingEvent | undefined)[], known: Violation[]) {
     try {
       return validateBatch(events, this.limits, known);
     } catch (err) {

@@ -1,18 +1,17 @@
-import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Buffer, isUtf8 } from "node:buffer";
-import type { Event } from "../../gen/aggregator/v1/aggregator_pb.js";
 import type { Violation } from "../errors.js";
-import { maxPayloadDepth } from "../validate.js";
+import { CanonicalPayload, nonFiniteNumberMessage, objectJson } from "../event-text.js";
+import { maxPayloadDepth, type IncomingEvent } from "../validate.js";
 
 /**
  * A decoder for aggregator.v1.Event in protobuf binary, for the publish hot
  * path. protobuf-es decodes by reflection and builds a message object for
  * every Struct, Value and map entry: profiled, that was the largest cost of
  * the server's main thread. This reads the wire format of the five Event
- * fields (and Struct/Value/ListValue in the payload) straight into plain
- * objects, with the same result as fromBinary(EventSchema) except that it
- * also refuses invalid UTF-8 and a payload key "__proto__" (which
- * protobuf-es drops silently).
+ * fields straight into plain values, and the payload (Struct/Value/ListValue)
+ * straight into its canonical JSON text (event-text.ts), with the same result
+ * as fromBinary(EventSchema) and canonicalJson except that it also refuses
+ * invalid UTF-8 and a payload key "__proto__" (which protobuf-es drops silently).
  */
 
 const enum WireType {
@@ -29,8 +28,9 @@ class WireError extends Error {}
 /**
  * A payload refused while decoding, with validation's wording: nested deeper
  * than the JSON depth limit (checked here so hostile input cannot exhaust the
- * stack), or holding the key "__proto__", which the JSON path's decoder drops
- * silently, so it is refused on every path alike.
+ * stack), holding a number JSON cannot carry, or holding the key
+ * "__proto__", which the JSON path's decoder drops silently, so it is refused
+ * on every path alike.
  */
 class PayloadRefusal extends Error {}
 
@@ -83,8 +83,15 @@ class Reader {
 
   string(): string {
     const [start, end] = this.span();
-    if (!isUtf8(this.buf.subarray(start, end))) throw new WireError("string is not valid UTF-8");
-    return this.buf.toString("utf8", start, end);
+    const buf = this.buf;
+    // Ids, topics and payload keys are mostly ASCII, which needs no UTF-8 validation or decoding.
+    for (let i = start; i < end; i++) {
+      if (buf[i]! >= 0x80) {
+        if (!isUtf8(buf.subarray(start, end))) throw new WireError("string is not valid UTF-8");
+        return buf.toString("utf8", start, end);
+      }
+    }
+    return buf.toString("latin1", start, end);
   }
 
   double(): number {
@@ -124,17 +131,17 @@ function expect(wireType: number, wanted: WireType, field: string): void {
 }
 
 /** Decodes one Event from its bytes. */
-function decodeEvent(bytes: Uint8Array): Event {
+function decodeEvent(bytes: Uint8Array): IncomingEvent {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new Reader(buf, 0, buf.length);
   const event = {
-    $typeName: "aggregator.v1.Event",
     topic: "",
     eventId: "",
-    timestamp: undefined as Event["timestamp"],
+    timestamp: undefined as IncomingEvent["timestamp"],
     source: "",
-    payload: undefined as JsonObject | undefined,
+    payload: undefined as CanonicalPayload | undefined,
   };
+  let payloadMembers: Map<string, string> | undefined;
   while (r.pos < r.end) {
     const tag = r.varint();
     const field = Math.floor(tag / 8);
@@ -162,17 +169,18 @@ function decodeEvent(bytes: Uint8Array): Event {
         expect(wireType, WireType.LengthDelimited, "payload");
         const [start, end] = r.span();
         // A repeated occurrence of a message field merges into the first, as protobuf specifies.
-        event.payload = decodeStruct(new Reader(buf, start, end), event.payload ?? newObject(), 1);
+        payloadMembers = structMembers(new Reader(buf, start, end), payloadMembers ?? new Map(), 1);
         break;
       }
       default:
         r.skip(wireType);
     }
   }
-  return event as Event;
+  if (payloadMembers !== undefined) event.payload = new CanonicalPayload(objectJson(payloadMembers));
+  return event;
 }
 
-function decodeTimestamp(r: Reader, previous: Event["timestamp"]): NonNullable<Event["timestamp"]> {
+function decodeTimestamp(r: Reader, previous: IncomingEvent["timestamp"]): NonNullable<IncomingEvent["timestamp"]> {
   const ts = { $typeName: "google.protobuf.Timestamp" as const, seconds: previous?.seconds ?? 0n, nanos: previous?.nanos ?? 0 };
   while (r.pos < r.end) {
     const tag = r.varint();
@@ -191,11 +199,6 @@ function decodeTimestamp(r: Reader, previous: Event["timestamp"]): NonNullable<E
     }
   }
   return ts;
-}
-
-/** Objects without a prototype, so a key named "__proto__" is an ordinary key. */
-function newObject(): JsonObject {
-  return Object.create(null) as JsonObject;
 }
 
 function checkDepth(depth: number): void {
@@ -221,12 +224,16 @@ function eachField1(r: Reader, name: string, each: (item: Reader) => void): void
   }
 }
 
-/** depth counts JSON containers (Struct and ListValue), as validation does: the payload itself is 1. */
-function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
+/**
+ * The members of a Struct as key and canonical JSON text of the value, added
+ * to `into`. depth counts JSON containers (Struct and ListValue), as
+ * validation does: the payload itself is 1.
+ */
+function structMembers(r: Reader, into: Map<string, string>, depth: number): Map<string, string> {
   checkDepth(depth);
   eachField1(r, "Struct.fields", (entry) => {
     let key = "";
-    let value: JsonValue = null;
+    let value = "null";
     while (entry.pos < entry.end) {
       const entryTag = entry.varint();
       const entryWire = entryTag & 7;
@@ -236,20 +243,20 @@ function decodeStruct(r: Reader, into: JsonObject, depth: number): JsonObject {
       } else if (entryTag >>> 3 === 2) {
         expect(entryWire, WireType.LengthDelimited, "Struct value");
         const [vs, ve] = entry.span();
-        value = decodeValue(new Reader(entry.buf, vs, ve), depth);
+        value = valueJson(new Reader(entry.buf, vs, ve), depth);
       } else {
         entry.skip(entryWire);
       }
     }
     if (key === "__proto__") throw new PayloadRefusal('has the key "__proto__", which protobuf JSON decoding would drop silently; rename it');
-    into[key] = value;
+    into.set(key, value);
   });
   return into;
 }
 
-/** A google.protobuf.Value; an unset kind reads as null, as protobuf-es reads it. */
-function decodeValue(r: Reader, depth: number): JsonValue {
-  let value: JsonValue = null;
+/** The JSON text of a google.protobuf.Value; an unset kind reads as null, as protobuf-es reads it. */
+function valueJson(r: Reader, depth: number): string {
+  let value = "null";
   while (r.pos < r.end) {
     const tag = r.varint();
     const wireType = tag & 7;
@@ -257,30 +264,33 @@ function decodeValue(r: Reader, depth: number): JsonValue {
       case 1:
         expect(wireType, WireType.Varint, "null_value");
         r.varint();
-        value = null;
+        value = "null";
         break;
-      case 2:
+      case 2: {
         expect(wireType, WireType.Bit64, "number_value");
-        value = r.double();
+        const number = r.double();
+        if (!Number.isFinite(number)) throw new PayloadRefusal(nonFiniteNumberMessage(number));
+        value = JSON.stringify(number);
         break;
+      }
       case 3:
         expect(wireType, WireType.LengthDelimited, "string_value");
-        value = r.string();
+        value = JSON.stringify(r.string());
         break;
       case 4:
         expect(wireType, WireType.Varint, "bool_value");
-        value = r.varint() !== 0;
+        value = r.varint() !== 0 ? "true" : "false";
         break;
       case 5: {
         expect(wireType, WireType.LengthDelimited, "struct_value");
         const [start, end] = r.span();
-        value = decodeStruct(new Reader(r.buf, start, end), newObject(), depth + 1);
+        value = objectJson(structMembers(new Reader(r.buf, start, end), new Map(), depth + 1));
         break;
       }
       case 6: {
         expect(wireType, WireType.LengthDelimited, "list_value");
         const [start, end] = r.span();
-        value = decodeList(new Reader(r.buf, start, end), depth + 1);
+        value = listJson(new Reader(r.buf, start, end), depth + 1);
         break;
       }
       default:
@@ -290,11 +300,11 @@ function decodeValue(r: Reader, depth: number): JsonValue {
   return value;
 }
 
-function decodeList(r: Reader, depth: number): JsonValue[] {
+function listJson(r: Reader, depth: number): string {
   checkDepth(depth);
-  const values: JsonValue[] = [];
-  eachField1(r, "ListValue.values", (item) => values.push(decodeValue(item, depth)));
-  return values;
+  const values: string[] = [];
+  eachField1(r, "ListValue.values", (item) => values.push(valueJson(item, depth)));
+  return `[${values.join(",")}]`;
 }
 
 /**
@@ -302,7 +312,7 @@ function decodeList(r: Reader, depth: number): JsonValue[] {
  * not valid protobuf becomes a violation at its index, and the batch is then
  * refused whole by validation like any other invalid batch.
  */
-export function decodeWireEvents(raw: readonly Uint8Array[]): { events: (Event | undefined)[]; violations: Violation[] } {
+export function decodeWireEvents(raw: readonly Uint8Array[]): { events: (IncomingEvent | undefined)[]; violations: Violation[] } {
   const violations: Violation[] = [];
   const events = raw.map((bytes, index) => {
     try {
