@@ -67,9 +67,12 @@ export const defaults: Config = {
   /** gRPC's customary message limit. */
   maxMessageBytes: 4 * MiB,
   maxPayloadBytes: 64 * 1024,
-  /** A few group commits' worth: keeps the writer busy without letting memory follow the load. */
-  queueEvents: 50_000,
-  queueBytes: 32 * MiB,
+  /**
+   * A few group commits' worth: keeps the writer busy without letting memory
+   * follow the load (50,000 held ~80 MiB more heap at peak for no more throughput).
+   */
+  queueEvents: 20_000,
+  queueBytes: 16 * MiB,
   logLevel: "info",
   /** Below the 10 s that orchestrators usually wait between SIGTERM and SIGKILL. */
   shutdownTimeoutMs: 9_000,

@@ -41,8 +41,14 @@ export const schemaVersion = migrations.length;
 /** How long a statement waits for a lock held by another connection before SQLITE_BUSY. */
 const busyTimeoutMs = 5_000;
 
-/** Page cache per connection. The default 2 MB makes random-key inserts disk-bound (DESIGN.md). */
-const cacheSizeKiB = 64 * 1024;
+/**
+ * Page cache of the writer (the reader gets a quarter). The default 2 MB
+ * makes random-key inserts disk-bound (DESIGN.md); past a few million events
+ * the unique index outgrows any cache that fits the memory target, and
+ * misses are served from the OS page cache. 32 MiB measured as fast as
+ * 64 MiB on the stream path, with 32 MiB less resident.
+ */
+const cacheSizeKiB = 32 * 1024;
 
 /**
  * WAL pages between automatic checkpoints (SQLite's default is 1,000). Random

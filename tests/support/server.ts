@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import { serverNodeFlags } from "../../src/node-flags.js";
 import { fileURLToPath } from "node:url";
 
 /** The compiled server entry point; tests/global-setup.ts builds it before any test runs. */
@@ -40,7 +41,7 @@ export interface StartOptions {
 /** Spawns the server on port 0 and resolves when its "listening" log line names the port. */
 export function startServer(options: StartOptions = {}): Promise<TestServer> {
   const dbPath = options.dbPath ?? join(tempDir(), "aggregator.db");
-  const child = spawn(process.execPath, [serverEntry, "--port", "0", "--db", dbPath, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...serverNodeFlags, serverEntry, "--port", "0", "--db", dbPath, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

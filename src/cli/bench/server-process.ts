@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { serverNodeFlags } from "../../node-flags.js";
 import type { Durability } from "../../config.js";
 
 /** A tally server the bench started, on a fresh database. */
@@ -24,7 +25,7 @@ export function startServer(dbPath: string, durability: Durability, extraArgs: s
   const entry = fileURLToPath(new URL("../../main.js", import.meta.url));
   // TALLY_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=prof", profiles the server under load.
   const nodeArgs = (process.env.TALLY_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, entry, "--port", "0", "--db", dbPath, "--durability", durability, ...extraArgs], {
+  const child = spawn(process.execPath, [...serverNodeFlags, ...nodeArgs, entry, "--port", "0", "--db", dbPath, "--durability", durability, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const problems: string[] = [];
