@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Batches, Transport } from "./batches.js";
 import { closedLoop, openLoop, Schedule } from "./dispatch.js";
 import { connectH2c, grpcCall, grpcStatusNames, grpcUnary, grpcUnavailable, type GrpcReply } from "./grpc-frames.js";
+import { RawHttp1Pool } from "./http1-raw.js";
 import { keepAliveAgent, postJson, statusNameOfHttp, type HttpReply } from "./http-json.js";
 import { readVarintFields } from "./proto-encode.js";
 import type { LoadResult, RunRecord } from "./run-record.js";
@@ -73,10 +74,15 @@ export async function runLoad(spec: LoadSpec, batches: Batches, record: RunRecor
       finish = () => session.close();
       await waitConnected(session);
       call = unaryCaller(batches, record, (i) => grpcUnary(session, publishPath, batches.body(i)), grpcOutcome);
+    } else if (spec.transport === "rest") {
+      // Raw keep-alive connections: Node's http client would be the bottleneck (http1-raw.ts).
+      const pool = new RawHttp1Pool(spec.target, spec.concurrency);
+      finish = () => pool.close();
+      call = unaryCaller(batches, record, (i) => pool.post(restPublishPath, batches.body(i)), jsonOutcome);
     } else {
       const agent = keepAliveAgent(spec.concurrency);
       finish = () => agent.destroy();
-      const url = new URL(spec.transport === "rest" ? restPublishPath : publishPath, target);
+      const url = new URL(publishPath, target);
       call = unaryCaller(batches, record, (i) => postJson(agent, url, batches.body(i)), jsonOutcome);
     }
     begin();
