@@ -31,6 +31,8 @@ export interface LoadScenario extends Common {
   batch: number;
   concurrency: number;
   sends: number;
+  /** Sends of the same load before the measured ones, on the same server (0 for none). */
+  warmupSends: number;
 }
 
 /** Single-event unary Publish at a fixed share of the rate `calibratedBy` reached, open loop. */
@@ -70,9 +72,11 @@ interface Sizes {
   streamConcurrency: number[];
   streamSends: number;
   unaryOneSends: number;
+  unaryOneWarmupSends: number;
   unaryBatchSends: number;
   jsonBatchSends: number;
   restOneSends: number;
+  restOneWarmupSends: number;
   rawBudgetSeconds: number;
   latencySeconds: number;
   latencyWarmupSeconds: number;
@@ -86,10 +90,12 @@ const full: Sizes = {
   streamConcurrency: [1, 4],
   streamSends: 1_000_000,
   unaryOneSends: 100_000,
+  unaryOneWarmupSends: 10_000,
   unaryBatchSends: 1_000_000,
   jsonBatchSends: 500_000,
   // The older services' own workload.
   restOneSends: 6_000,
+  restOneWarmupSends: 6_000,
   rawBudgetSeconds: 60,
   latencySeconds: 30,
   latencyWarmupSeconds: 5,
@@ -109,9 +115,11 @@ const quick: Sizes = {
   streamConcurrency: [1, 4],
   streamSends: 20_000,
   unaryOneSends: 3_000,
+  unaryOneWarmupSends: 1_000,
   unaryBatchSends: 20_000,
   jsonBatchSends: 20_000,
   restOneSends: 2_000,
+  restOneWarmupSends: 2_000,
   rawBudgetSeconds: 2,
   latencySeconds: 2,
   latencyWarmupSeconds: 1,
@@ -144,11 +152,12 @@ export function allScenarios(isQuick: boolean): Scenario[] {
       list.push(load("grpc-stream", batch, concurrency, s.streamSends, `gRPC PublishStream, ${batch}/msg, ${concurrency} stream${concurrency > 1 ? "s" : ""}`));
     }
   }
-  list.push(load("grpc", 1, 64, s.unaryOneSends, "gRPC Publish, 1/call, 64 in flight"));
+  // Single-event runs are short and cost most per event: they are measured warm (run-scenario.ts).
+  list.push(load("grpc", 1, 64, s.unaryOneSends, "gRPC Publish, 1/call, 64 in flight", s.unaryOneWarmupSends));
   list.push(load("grpc", 100, 8, s.unaryBatchSends, "gRPC Publish, 100/call, 8 in flight"));
   list.push(load("grpc", 1000, 8, s.unaryBatchSends, "gRPC Publish, 1000/call, 8 in flight"));
   list.push(load("connect", 100, 8, s.jsonBatchSends, "Connect JSON Publish (HTTP/1.1), 100/call, 8 in flight"));
-  list.push(load("rest", 1, 100, s.restOneSends, "REST POST /publish (HTTP/1.1), 1/request, 100 in flight"));
+  list.push(load("rest", 1, 100, s.restOneSends, "REST POST /publish (HTTP/1.1), 1/request, 100 in flight", s.restOneWarmupSends));
   list.push(load("rest", 100, 8, s.jsonBatchSends, "REST POST /publish (HTTP/1.1), 100/request, 8 in flight"));
   list.push({
     kind: "latency",
@@ -176,9 +185,9 @@ export function allScenarios(isQuick: boolean): Scenario[] {
   return list;
 }
 
-function load(transport: Transport, batch: number, concurrency: number, sends: number, label: string): LoadScenario {
+function load(transport: Transport, batch: number, concurrency: number, sends: number, label: string, warmupSends = 0): LoadScenario {
   const name = transport === "connect" ? "connect-json" : transport;
-  return { kind: "load", id: `${name}-b${batch}-c${concurrency}`, label, transport, batch, concurrency, sends };
+  return { kind: "load", id: `${name}-b${batch}-c${concurrency}`, label, transport, batch, concurrency, sends, warmupSends };
 }
 
 /**
