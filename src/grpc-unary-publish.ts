@@ -123,9 +123,7 @@ export function leanGrpcPublish(options: LeanPublishOptions): LeanGrpcPublish {
   };
 
   function refuse(reply: Reply, err: unknown, grant: Grant | undefined): void {
-    const refusal = ConnectError.from(err);
-    logRefusal(options.log, refusal, grant, publishMethod);
-    reply.fail(refusal);
+    reply.fail(logRefusal(options.log, err, grant, publishMethod));
   }
 }
 

@@ -47,9 +47,7 @@ export function authInterceptor(access: AccessList, log: Logger): Interceptor {
       req.contextValues.set(grantKey, grant);
       authorized = authorize(grant, req, log);
     } catch (err) {
-      const refusal = ConnectError.from(err);
-      logRefusal(log, refusal, grant, req.method.name);
-      throw refusal;
+      throw logRefusal(log, err, grant, req.method.name);
     }
     return next(authorized);
   };
@@ -95,8 +93,7 @@ async function* checkedMessages(messages: AsyncIterable<PublishMessage>, grant: 
     try {
       checkPublishTopics(grant, publishedEvents(message.events), `stream message ${index}`, `messages[${index}].`);
     } catch (err) {
-      logRefusal(log, err as ConnectError, grant, AggregatorService.method.publishStream.name);
-      throw err;
+      throw logRefusal(log, err, grant, AggregatorService.method.publishStream.name);
     }
     index++;
     yield message;

@@ -63,7 +63,13 @@ export function checkReadAll(grant: Grant, operation: string): void {
   if (grant.topics !== null) throw new ConnectError(`${limitation(grant)}; ${operation} covers every topic and needs a token without a topic limit`, Code.PermissionDenied);
 }
 
-/** One log line per refused request, naming the token (never the token itself) so operators can see who was refused and why. */
-export function logRefusal(log: Logger, err: ConnectError, grant: Grant | undefined, operation: string): void {
-  log.info({ operation, token: grant?.name, code: codeName(err.code), reason: err.rawMessage }, "request refused");
+/**
+ * One log line per refused request, naming the token (never the token
+ * itself) so operators can see who was refused and why; answers the refusal
+ * as the ConnectError to send.
+ */
+export function logRefusal(log: Logger, err: unknown, grant: Grant | undefined, operation: string): ConnectError {
+  const refusal = ConnectError.from(err);
+  log.info({ operation, token: grant?.name, code: codeName(refusal.code), reason: refusal.rawMessage }, "request refused");
+  return refusal;
 }

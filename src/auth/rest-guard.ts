@@ -49,9 +49,7 @@ export function guardRest(access: AccessList, log: Logger, routes: RestRoutes, p
       grant = access.authenticate(req.headers.authorization);
       authorizeRoute(grant, url, operation);
     } catch (err) {
-      const refusal = ConnectError.from(err);
-      logRefusal(log, refusal, grant, operation);
-      refuse(res, refusal, req.headers.authorization !== undefined);
+      refuse(res, logRefusal(log, err, grant, operation), req.headers.authorization !== undefined);
       return;
     }
     routesFor(grant)(req, res);
@@ -99,8 +97,7 @@ function topicCheckedPublisher(publisher: Publisher, grant: Grant, log: Logger):
         try {
           checkPublishTopics(grant, args[0] as readonly (Event | undefined)[]);
         } catch (err) {
-          logRefusal(log, err as ConnectError, grant, "POST /publish");
-          throw err;
+          throw logRefusal(log, err, grant, "POST /publish");
         }
         return method.apply(target, args);
       };

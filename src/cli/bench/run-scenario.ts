@@ -283,7 +283,7 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
       const sentBefore = totals.sends;
       const wrapped = { ...ctx, onProgress: (done: number) => ctx.onProgress(sentBefore + done, totalSends) };
       const { result, usage } = await timedLoad(wrapped, server, totalSends);
-      for (const key of ["sends", "distinct", "accepted", "duplicates", "conflicts", "failedBatches", "calls"] as const) totals[key] += result[key];
+      for (const key of [...countKeys, "calls"] as const) totals[key] += result[key];
       totals.seconds += result.elapsedSeconds;
       for (const [name, n] of Object.entries(result.statusCodes)) statusCodes[name] = (statusCodes[name] ?? 0) + n;
       for (const [text, n] of Object.entries(result.errors)) errors[text] = (errors[text] ?? 0) + n;
