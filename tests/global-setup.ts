@@ -1,12 +1,29 @@
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { scratchEnv } from "./support/server.js";
 
-/** Tests drive the compiled server as users run it, so build it once before they start. */
-export default function setup(): void {
+/**
+ * Tests drive the compiled server as users run it, so build it once before
+ * they start. Their databases go under one scratch directory, removed when
+ * the run ends, so runs do not pile up files in /tmp.
+ */
+export default function setup(): () => void {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
   execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "src", "tsconfig.json")], {
     cwd: root,
     stdio: "inherit",
   });
+  const scratch = mkdtempSync(join(tmpdir(), "tally-tests-"));
+  process.env[scratchEnv] = scratch;
+  return () => {
+    try {
+      rmSync(scratch, { recursive: true, force: true });
+    } catch (err) {
+      // A file system a failed test left mounted there (storage-faults) must not hide that test's own failure.
+      console.warn(`could not remove ${scratch}: ${(err as Error).message}`);
+    }
+  };
 }

@@ -22,9 +22,12 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** A fresh directory for a test's database. */
+/** Names the run's scratch directory (tests/global-setup.ts); test processes inherit it. */
+export const scratchEnv = "TALLY_TEST_SCRATCH";
+
+/** A fresh directory for a test's database, inside the run's scratch directory. */
 export function tempDir(prefix = "tally-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return mkdtempSync(join(process.env[scratchEnv] ?? tmpdir(), prefix));
 }
 
 /** Flags for the message limits a test runs with, so the test and the server agree on them. */

@@ -1,11 +1,11 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, defaults, loadConfig } from "../../src/config.js";
+import { tempDir } from "../support/server.js";
 
-const dir = mkdtempSync(join(tmpdir(), "tally-auth-config-"));
+const dir = tempDir("tally-auth-config-");
 const secret = "config-test-secret-0123456789";
 
 function file(name: string, text: string): string {
