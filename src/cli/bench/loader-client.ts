@@ -43,9 +43,9 @@ export class LoaderProcess {
     });
   }
 
-  /** Runs the prepared raw job. */
-  runRaw(): Promise<RawResult> {
-    return this.exchange({ type: "start" }, (m) => (m.type === "raw-done" ? m.result : undefined));
+  /** Runs the prepared raw job: one result per workload. */
+  runRaw(): Promise<RawResult[]> {
+    return this.exchange({ type: "start" }, (m) => (m.type === "raw-done" ? m.results : undefined));
   }
 
   close(): void {

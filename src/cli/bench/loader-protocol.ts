@@ -34,15 +34,18 @@ export interface RawJob {
   pragmas: "tuned" | "defaults";
   durability: Durability;
   batch: number;
-  workload: WorkloadSpec;
+  /** Run in order on one connection, each timed on its own: one for a ceiling, growth's steps for raw growth. */
+  workloads: WorkloadSpec[];
   topics: number;
-  /** Stop after this many seconds; one fsync per event at batch 1 would otherwise take hours. */
+  /** Stop a workload after this many seconds; one fsync per event at batch 1 would otherwise take hours. */
   budgetSeconds: number;
+  /** As for LoadJob: ceilings share their events' store forms; growth steps make theirs and let them go. */
+  cache: "shared" | "fresh";
 }
 
 export type LoaderJob = LoadJob | RawJob;
 
-/** What a raw run measured. */
+/** What a raw run measured, for one workload. */
 export interface RawResult {
   /** Events inserted (fewer than the workload when the budget ran out). */
   sends: number;
@@ -64,5 +67,6 @@ export type FromLoader =
   /** Events written to the transport so far. */
   | { type: "progress"; done: number }
   | { type: "load-done"; result: LoadResult }
-  | { type: "raw-done"; result: RawResult }
+  /** One result per workload of the job. */
+  | { type: "raw-done"; results: RawResult[] }
   | { type: "error"; message: string };

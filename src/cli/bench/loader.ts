@@ -53,7 +53,7 @@ process.on("message", (message: ToLoader) => {
           prepared = prepareLoad(job);
         } else {
           const run = prepareRaw(job);
-          prepared = async () => send({ type: "raw-done", result: run() });
+          prepared = async () => send({ type: "raw-done", results: run() });
         }
         send({ type: "prepared" });
       } else if (message.type === "start") {

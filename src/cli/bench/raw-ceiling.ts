@@ -5,7 +5,7 @@ import type { EventRecord } from "../../store/types.js";
 import { validateBatch } from "../../validate.js";
 import { eventFields, protoEvent, topicNames } from "../load/events.js";
 import { LatencyRecorder } from "../load/latency.js";
-import { buildWorkload, DistinctCounter } from "../load/workload.js";
+import { buildWorkload, DistinctCounter, type Workload, type WorkloadSpec } from "../load/workload.js";
 import type { RawJob, RawResult } from "./loader-protocol.js";
 
 /**
@@ -27,11 +27,11 @@ const storeFormSlice = 1000;
  */
 const storeForms = new Map<string, EventRecord[]>();
 
-/** Store forms of events indexBase .. indexBase + count - 1, made once. */
-function storeFormsOf(seed: number, topicCount: number, indexBase: number, count: number): EventRecord[] {
+/** Store forms of events indexBase .. indexBase + count - 1, made once when `shared`. */
+function storeFormsOf(seed: number, topicCount: number, indexBase: number, count: number, shared: boolean): EventRecord[] {
   const key = `${seed}/${topicCount}/${indexBase}`;
-  const records = storeForms.get(key) ?? [];
-  storeForms.set(key, records);
+  const records = (shared ? storeForms.get(key) : undefined) ?? [];
+  if (shared) storeForms.set(key, records);
   const topics = topicNames(topicCount);
   for (let from = records.length; from < count; from += storeFormSlice) {
     const to = Math.min(from + storeFormSlice, count);
@@ -43,11 +43,11 @@ function storeFormsOf(seed: number, topicCount: number, indexBase: number, count
   return records;
 }
 
-/** Prepares a raw run; the returned function runs it, timed. */
-export function prepareRaw(job: RawJob): () => RawResult {
-  const workload = buildWorkload(job.workload);
-  const base = job.workload.indexBase;
-  const records = storeFormsOf(job.workload.seed, job.topics, base, workload.unique);
+/** One flat batch per transaction, in the workload's send order. */
+function batchesOf(job: RawJob, spec: WorkloadSpec): { workload: Workload; batches: FlatBatch[] } {
+  const workload = buildWorkload(spec);
+  const base = spec.indexBase;
+  const records = storeFormsOf(spec.seed, job.topics, base, workload.unique, job.cache === "shared");
   const batches: FlatBatch[] = [];
   for (let start = 0; start < workload.order.length; start += job.batch) {
     const end = Math.min(start + job.batch, workload.order.length);
@@ -62,12 +62,30 @@ export function prepareRaw(job: RawJob): () => RawResult {
     }
     batches.push(fields);
   }
+  return { workload, batches };
+}
 
+/**
+ * Prepares a raw run; the returned function runs it, timed. Workloads run in
+ * order on one connection, each timed on its own (growth's steps); the
+ * batches of the first are made now, those of the others between the timed
+ * parts.
+ */
+export function prepareRaw(job: RawJob): () => RawResult[] {
+  const first = batchesOf(job, job.workloads[0]!);
   const db = openRaw(job);
   const append = createGroupAppender(db);
   const pragmas = readPragmas(db);
 
   return () => {
+    try {
+      return job.workloads.map((spec, k) => timeBatches(k === 0 ? first : batchesOf(job, spec)));
+    } finally {
+      db.close();
+    }
+  };
+
+  function timeBatches({ workload, batches }: { workload: Workload; batches: FlatBatch[] }): RawResult {
     const latency = new LatencyRecorder();
     const counter = new DistinctCounter(workload);
     const budgetMs = job.budgetSeconds * 1000;
@@ -87,9 +105,8 @@ export function prepareRaw(job: RawJob): () => RawResult {
       }
     }
     const elapsedSeconds = (performance.now() - started) / 1000;
-    db.close();
     return { sends: counter.sends, distinct: counter.distinct, transactions, elapsedSeconds, latency: latency.summary(), timeBoxed, pragmas };
-  };
+  }
 }
 
 /**

@@ -6,9 +6,9 @@ import type { LoadResult } from "../load/run-record.js";
 import { readStats } from "../load/stats-client.js";
 import { uniqueCount, type WorkloadSpec } from "../load/workload.js";
 import type { LoaderProcess } from "./loader-client.js";
-import type { Measurement } from "./measurement.js";
+import type { GrowthFigures, Measurement } from "./measurement.js";
 import { cpuPercent, sampleAnonPeak, sampleProcess, type ProcSample } from "./proc-usage.js";
-import { dupRate, type GrowthScenario, type LatencyScenario, type LoadScenario, type RawScenario, type Scenario } from "./scenarios.js";
+import { dupRate, growthPlan, type GrowthScenario, type GrowthShape, type LatencyScenario, type LoadScenario, type RawScenario, type Scenario } from "./scenarios.js";
 import { startServer, type BenchServer } from "./server-process.js";
 import { findMiscounts, inspectDatabase } from "./verify.js";
 
@@ -58,25 +58,32 @@ function workloadOf(sends: number, indexBase = 0): WorkloadSpec {
 const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
 
 async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
+  const plan = s.growth === undefined ? [{ stored: 0, sends: s.sends }] : growthPlan(s.growth);
+  const workloads: WorkloadSpec[] = [];
+  for (let k = 0, storedBefore = 0; k < plan.length; storedBefore += plan[k]!.stored, k++) workloads.push(workloadOf(plan[k]!.sends, storedBefore));
   await ctx.loader.prepare({
     kind: "raw",
     dbPath,
     pragmas: s.pragmas,
     durability: ctx.pass,
     batch: s.batch,
-    workload: workloadOf(s.sends),
+    workloads,
     topics: benchTopics,
     budgetSeconds: s.budgetSeconds,
+    cache: s.growth === undefined ? "shared" : "fresh",
   });
   const before = sampleProcess(ctx.loader.pid);
-  const raw = await ctx.loader.runRaw();
+  const results = await ctx.loader.runRaw();
   const after = sampleProcess(ctx.loader.pid);
+  const raw = { sends: 0, distinct: 0, transactions: 0, elapsedSeconds: 0 };
+  for (const r of results) for (const key of Object.keys(raw) as (keyof typeof raw)[]) raw[key] += r[key];
+  const last = results[results.length - 1]!;
   ctx.onProgress(raw.sends, s.sends);
   const database = inspectDatabase(dbPath);
   const notes: string[] = [];
-  if (raw.timeBoxed) notes.push(`time-boxed: ${raw.sends} of ${s.sends} sends in the ${s.budgetSeconds} s budget`);
-  notes.push(`pragmas: synchronous=${raw.pragmas.synchronous} cache_size=${raw.pragmas.cache_size} wal_autocheckpoint=${raw.pragmas.wal_autocheckpoint}`);
-  return {
+  if (results.some((r) => r.timeBoxed)) notes.push(`time-boxed: ${raw.sends} of ${s.sends} sends in the ${s.budgetSeconds} s budget`);
+  notes.push(`pragmas: synchronous=${last.pragmas.synchronous} cache_size=${last.pragmas.cache_size} wal_autocheckpoint=${last.pragmas.wal_autocheckpoint}`);
+  const m: Measurement = {
     eventsPerSecond: raw.sends / raw.elapsedSeconds,
     callsPerSecond: raw.transactions / raw.elapsedSeconds,
     elapsedSeconds: raw.elapsedSeconds,
@@ -86,7 +93,7 @@ async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<
     duplicatesReported: database.counters.duplicateDropped,
     calls: raw.transactions,
     latencyUnit: "transaction",
-    latency: raw.latency,
+    latency: last.latency,
     statusCodes: { OK: raw.transactions },
     errors: {},
     ...(cpuPercent(before, after) !== undefined && { serverCpuPercent: cpuPercent(before, after)! }),
@@ -94,6 +101,30 @@ async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<
     serverLog: [],
     notes,
   };
+  if (s.growth !== undefined) {
+    const steps = results.map((r, k) => ({
+      storedBefore: workloads[k]!.indexBase,
+      storedAfter: workloads[k]!.indexBase + r.distinct,
+      sends: r.sends,
+      calls: r.transactions,
+      statusCodes: { OK: r.transactions },
+      errors: {},
+      seconds: r.elapsedSeconds,
+      eventsPerSecond: r.sends / r.elapsedSeconds,
+      latency: r.latency,
+    }));
+    m.growth = { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: steps[steps.length - 1]!.eventsPerSecond };
+    notes.unshift(growthNote(s.growth, m.growth, database.rows));
+  }
+  return m;
+}
+
+/** The first and last window's rates, for a growth run's notes. */
+function growthNote(shape: GrowthShape, growth: GrowthFigures, stored: number): string {
+  const window = shape.window.toLocaleString("en-US");
+  const first = growth.firstWindowEventsPerSecond;
+  const last = growth.lastWindowEventsPerSecond;
+  return `first ${window} stored: ${Math.round(first)} events/s; last ${window} (to ${stored.toLocaleString("en-US")}): ${Math.round(last)} events/s (${(last / first).toFixed(2)}×)`;
 }
 
 /** CPU of the server and the load generator around one timed load run, and the server's memory peak during it. */
@@ -241,19 +272,6 @@ function sumCounts(a: LoadResult, b: LoadResult): Pick<LoadResult, (typeof count
   return sum;
 }
 
-/** Stored-event sizes of growth's steps: the first window, the middle in steps, the last window. */
-function growthSteps(s: GrowthScenario): number[] {
-  const steps = [s.window];
-  let middle = s.stored - 2 * s.window;
-  while (middle > 0) {
-    const step = Math.min(s.stepStored, middle);
-    steps.push(step);
-    middle -= step;
-  }
-  steps.push(s.window);
-  return steps;
-}
-
 /**
  * Growth: one database filled step by step. Each step is a separate set of
  * streams whose events are encoded while the server idles, so the rate of
@@ -261,12 +279,8 @@ function growthSteps(s: GrowthScenario): number[] {
  * windows say how the rate changes as the unique index grows.
  */
 async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
-  const stepStored = growthSteps(s);
-  const stepSends = stepStored.map((stored) => Math.round(stored / (1 - dupRate)));
-  stepSends.forEach((sends, k) => {
-    if (uniqueCount(sends, dupRate) !== stepStored[k]) throw new Error(`growth step ${k}: ${sends} sends do not hold ${stepStored[k]} distinct events`);
-  });
-  const totalSends = stepSends.reduce((a, b) => a + b, 0);
+  const plan = growthPlan(s);
+  const totalSends = plan.reduce((sum, step) => sum + step.sends, 0);
   const server = await startServer(dbPath, ctx.pass);
   try {
     const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.concurrency };
@@ -276,10 +290,10 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
     let peakAnonKiB = 0;
     const statusCodes: Record<string, number> = {};
     const errors: Record<string, number> = {};
-    for (let k = 0; k < stepStored.length; k++) {
+    for (const step of plan) {
       const storedBefore = totals.distinct;
       // Fresh ids per step (indexBase moves on); the encodings are let go after the step.
-      await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(stepSends[k]!, storedBefore), batch: s.batch, topics: benchTopics, cache: "fresh" });
+      await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(step.sends, storedBefore), batch: s.batch, topics: benchTopics, cache: "fresh" });
       const sentBefore = totals.sends;
       const wrapped = { ...ctx, onProgress: (done: number) => ctx.onProgress(sentBefore + done, totalSends) };
       const { result, usage } = await timedLoad(wrapped, server, totalSends);
@@ -304,14 +318,13 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
     }
     const checked = await finish(server, dbPath, totals);
     const last = steps[steps.length - 1]!;
+    const growth: GrowthFigures = { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: last.eventsPerSecond };
     const whole: LoadResult = { ...totals, elapsedSeconds: totals.seconds, statusCodes, errors, latency: last.latency };
     const resources: Resources = { serverCpu: (100 * cpu.server) / totals.seconds, loaderCpu: (100 * cpu.loader) / totals.seconds, peakAnonKiB };
     return {
       ...fromLoad(whole, resources, checked, server, "stream"),
-      growth: { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: last.eventsPerSecond },
-      notes: [
-        `first ${s.window.toLocaleString("en-US")} stored: ${Math.round(steps[0]!.eventsPerSecond)} events/s; last ${s.window.toLocaleString("en-US")} (to ${totals.distinct.toLocaleString("en-US")}): ${Math.round(last.eventsPerSecond)} events/s`,
-      ],
+      growth,
+      notes: [growthNote(s, growth, totals.distinct)],
     };
   } finally {
     await server.stop();

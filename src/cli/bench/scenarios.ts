@@ -1,4 +1,5 @@
 import type { Transport } from "../load/batches.js";
+import { uniqueCount } from "../load/workload.js";
 
 /**
  * What the bench runs (GitHub issue #3), at full size and --quick. Every
@@ -22,6 +23,8 @@ export interface RawScenario extends Common {
   sends: number;
   /** Seconds after which the run stops and reports the rate so far (batch 1 fsyncs per event). */
   budgetSeconds: number;
+  /** Fill one database in growth's steps instead (`sends` is then their total): how SQLite alone slows as it grows. */
+  growth?: GrowthShape;
 }
 
 /** Closed-loop publishing through the server. */
@@ -50,16 +53,20 @@ export interface LatencyScenario extends Common {
   maxInFlight: number;
 }
 
-/** One database filled to `stored` events by streams; the rate over its first and last `window` events. */
-export interface GrowthScenario extends Common {
-  kind: "growth";
-  transport: "grpc-stream";
-  batch: number;
-  concurrency: number;
+/** One database filled to `stored` events; the rate over its first and last `window` events. */
+export interface GrowthShape {
   stored: number;
   window: number;
   /** Stored events per step between the windows; each step is encoded before it is sent. */
   stepStored: number;
+}
+
+/** Growth through the server, by streams. */
+export interface GrowthScenario extends Common, GrowthShape {
+  kind: "growth";
+  transport: "grpc-stream";
+  batch: number;
+  concurrency: number;
 }
 
 export type Scenario = RawScenario | LoadScenario | LatencyScenario | GrowthScenario;
@@ -171,18 +178,47 @@ export function allScenarios(isQuick: boolean): Scenario[] {
     warmupSeconds: s.latencyWarmupSeconds,
     maxInFlight: 1000,
   });
+  const growth: GrowthShape = { stored: s.growthStored, window: s.growthWindow, stepStored: s.growthStep };
+  const growthTo = `growth to ${s.growthStored.toLocaleString("en-US")} stored`;
+  // The same growth in SQLite alone, right before the server's: its first-to-last ratio is SQLite's own.
+  list.push({
+    kind: "raw",
+    id: `raw-growth-b${headline.batch}`,
+    label: `raw ${growthTo}, server pragmas, ${headline.batch}/txn`,
+    pragmas: "tuned",
+    batch: headline.batch,
+    sends: growthPlan(growth).reduce((sum, step) => sum + step.sends, 0),
+    // No time box: every step must store all its events (a day is never reached; the value crosses IPC as JSON, so it is finite).
+    budgetSeconds: 86_400,
+    growth,
+  });
   list.push({
     kind: "growth",
     id: `growth-grpc-stream-b${headline.batch}-c${headline.concurrency}`,
-    label: `growth to ${s.growthStored.toLocaleString("en-US")} stored, PublishStream ${headline.batch}/msg, ${headline.concurrency} streams`,
+    label: `${growthTo}, PublishStream ${headline.batch}/msg, ${headline.concurrency} streams`,
     transport: "grpc-stream",
     batch: headline.batch,
     concurrency: headline.concurrency,
-    stored: s.growthStored,
-    window: s.growthWindow,
-    stepStored: s.growthStep,
+    ...growth,
   });
   return list;
+}
+
+/** Growth's steps: the first window, the middle in steps, the last window; how many events each stores, and the sends that hold them. */
+export function growthPlan(shape: GrowthShape): { stored: number; sends: number }[] {
+  const stored = [shape.window];
+  let middle = shape.stored - 2 * shape.window;
+  while (middle > 0) {
+    const step = Math.min(shape.stepStored, middle);
+    stored.push(step);
+    middle -= step;
+  }
+  stored.push(shape.window);
+  return stored.map((n, k) => {
+    const sends = Math.round(n / (1 - dupRate));
+    if (uniqueCount(sends, dupRate) !== n) throw new Error(`growth step ${k}: ${sends} sends do not hold ${n} distinct events`);
+    return { stored: n, sends };
+  });
 }
 
 function load(transport: Transport, batch: number, concurrency: number, sends: number, label: string, warmupSends = 0): LoadScenario {

@@ -71,7 +71,8 @@ function latencySection(results: ScenarioResult[]): string {
 }
 
 function growthSection(results: ScenarioResult[]): string {
-  const growth = results.filter((r) => r.scenario.kind === "growth" && r.median.growth !== undefined);
+  // The server's growth and SQLite's alone (raw-growth), in run order.
+  const growth = results.filter((r) => r.median.growth !== undefined);
   if (growth.length === 0) return "";
   const parts = ["## Growth", ""];
   for (const r of growth) {
