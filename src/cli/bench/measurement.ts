@@ -60,6 +60,11 @@ export interface GrowthFigures {
   lastWindowEventsPerSecond: number;
 }
 
+/** The growth figures of a run's steps: the windows are the first and the last step. */
+export function growthFigures(steps: GrowthFigures["steps"]): GrowthFigures {
+  return { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: steps[steps.length - 1]!.eventsPerSecond };
+}
+
 /** A scenario in one durability pass, with all its runs. */
 export interface ScenarioResult {
   pass: Durability;

@@ -6,7 +6,7 @@ import type { LoadResult } from "../load/run-record.js";
 import { readStats } from "../load/stats-client.js";
 import { uniqueCount, type WorkloadSpec } from "../load/workload.js";
 import type { LoaderProcess } from "./loader-client.js";
-import type { GrowthFigures, Measurement } from "./measurement.js";
+import { growthFigures, type GrowthFigures, type Measurement } from "./measurement.js";
 import { cpuPercent, sampleAnonPeak, sampleProcess, type ProcSample } from "./proc-usage.js";
 import { dupRate, growthPlan, type GrowthScenario, type GrowthShape, type LatencyScenario, type LoadScenario, type RawScenario, type Scenario } from "./scenarios.js";
 import { startServer, type BenchServer } from "./server-process.js";
@@ -113,7 +113,7 @@ async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<
       eventsPerSecond: r.sends / r.elapsedSeconds,
       latency: r.latency,
     }));
-    m.growth = { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: steps[steps.length - 1]!.eventsPerSecond };
+    m.growth = growthFigures(steps);
     notes.unshift(growthNote(s.growth, m.growth, database.rows));
   }
   return m;
@@ -318,7 +318,7 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
     }
     const checked = await finish(server, dbPath, totals);
     const last = steps[steps.length - 1]!;
-    const growth: GrowthFigures = { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: last.eventsPerSecond };
+    const growth = growthFigures(steps);
     const whole: LoadResult = { ...totals, elapsedSeconds: totals.seconds, statusCodes, errors, latency: last.latency };
     const resources: Resources = { serverCpu: (100 * cpu.server) / totals.seconds, loaderCpu: (100 * cpu.loader) / totals.seconds, peakAnonKiB };
     return {
