@@ -11,8 +11,12 @@ export type FlatBatch = string[];
 /** Fields per event in a FlatBatch. */
 const fieldsPerEvent = 5;
 
-/** Commits several batches in one transaction and answers each one's per-event outcome. */
-export type GroupAppender = (batches: FlatBatch[]) => AppendResult[];
+/**
+ * Commits several batches in one transaction and answers the per-event
+ * outcome of all of them, batch after batch in one pair of arrays: one
+ * message carries it back to the main thread however many batches there were.
+ */
+export type GroupAppender = (batches: FlatBatch[]) => AppendResult;
 
 /**
  * Builds the group-commit transaction: insert every event, learn from the
@@ -30,18 +34,19 @@ export function createGroupAppender(db: Database.Database): GroupAppender {
   );
   const bumpTopic = db.prepare("INSERT INTO topic_counts (topic, count) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET count = count + excluded.count");
 
-  const appendGroup = db.transaction((batches: FlatBatch[]): AppendResult[] => {
+  const appendGroup = db.transaction((batches: FlatBatch[]): AppendResult => {
     const receivedAt = new Date().toISOString();
     const storedPerTopic = new Map<string, number>();
     let received = 0;
+    for (const fields of batches) received += fields.length / fieldsPerEvent;
+    const statuses = new Uint8Array(received);
+    const seqs = new Float64Array(received);
     let accepted = 0;
     let duplicates = 0;
     let conflicts = 0;
-    const results = batches.map((fields) => {
-      const count = fields.length / fieldsPerEvent;
-      const statuses = new Uint8Array(count);
-      const seqs = new Float64Array(count);
-      for (let i = 0, f = 0; i < count; i++, f += fieldsPerEvent) {
+    let i = 0;
+    for (const fields of batches) {
+      for (let f = 0; f < fields.length; i++, f += fieldsPerEvent) {
         const topic = fields[f]!;
         const eventId = fields[f + 1]!;
         const payload = fields[f + 4]!;
@@ -63,12 +68,10 @@ export function createGroupAppender(db: Database.Database): GroupAppender {
           }
         }
       }
-      received += count;
-      return { statuses, seqs };
-    });
+    }
     bumpCounters.run(received, accepted, duplicates, conflicts);
     for (const [topic, count] of storedPerTopic) bumpTopic.run(topic, count);
-    return results;
+    return { statuses, seqs };
   });
 
   return (batches) => appendGroup.immediate(batches);

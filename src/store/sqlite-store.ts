@@ -13,6 +13,8 @@ import type { FromWriter, ToWriter, WriterOptions } from "./writer-protocol.js";
 export class StoreOpenError extends Error {}
 
 interface Waiter {
+  /** Events in the batch: its share of the group's outcome arrays. */
+  count: number;
   resolve: (result: AppendResult) => void;
   reject: (err: Error) => void;
 }
@@ -39,9 +41,14 @@ export async function openSqliteStore(dbPath: string, durability: Durability, lo
           reject(new StoreOpenError(message.message));
           break;
         case "appended": {
-          const waiter = waiters.get(message.id);
-          waiters.delete(message.id);
-          waiter?.resolve({ statuses: message.statuses, seqs: message.seqs });
+          let start = 0;
+          for (const id of message.ids) {
+            const waiter = waiters.get(id)!;
+            waiters.delete(id);
+            const end = start + waiter.count;
+            waiter.resolve({ statuses: message.statuses.subarray(start, end), seqs: message.seqs.subarray(start, end) });
+            start = end;
+          }
           break;
         }
         case "failed":
@@ -86,13 +93,32 @@ export async function openSqliteStore(dbPath: string, durability: Durability, lo
     throw new StoreOpenError(`cannot read ${dbPath}: ${(err as Error).message}`);
   }
 
+  /**
+   * Batches handed over in this event loop turn, posted together when it
+   * ends: every request whose bytes arrived in the turn shares one message
+   * (one per request cost single-event REST about 7% of the main thread, profiled).
+   */
+  let outbox: ToWriter & { type: "append" } = { type: "append", ids: [], packed: [] };
+  let handOverScheduled = false;
+  function handOver(): void {
+    handOverScheduled = false;
+    if (outbox.ids.length === 0) return;
+    worker.postMessage(outbox);
+    outbox = { type: "append", ids: [], packed: [] };
+  }
+
   return {
     append(records: EventRecord[]): Promise<AppendResult> {
       if (workerGone) return Promise.reject(new StorageUnavailableError("storage writer stopped: nothing of this request was stored"));
       const id = nextId++;
       return new Promise<AppendResult>((resolve, reject) => {
-        waiters.set(id, { resolve, reject });
-        worker.postMessage({ type: "append", id, packed: packBatch(records) } satisfies ToWriter);
+        waiters.set(id, { count: records.length, resolve, reject });
+        outbox.ids.push(id);
+        outbox.packed.push(packBatch(records));
+        if (!handOverScheduled) {
+          handOverScheduled = true;
+          setImmediate(handOver);
+        }
       });
     },
     page: async (query) => reader.page(query),
@@ -101,6 +127,7 @@ export async function openSqliteStore(dbPath: string, durability: Durability, lo
       if (!workerGone) {
         await new Promise<void>((resolve) => {
           closed = resolve;
+          handOver();
           worker.postMessage({ type: "close" } satisfies ToWriter);
         });
       }

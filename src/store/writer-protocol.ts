@@ -8,15 +8,16 @@ export interface WriterOptions {
 }
 
 export type ToWriter =
-  /** packed: see packed-batch.ts. */
-  | { type: "append"; id: number; packed: string }
+  /** The batches handed over in one event loop turn, in order; packed: see packed-batch.ts. */
+  | { type: "append"; ids: number[]; packed: string[] }
   /** Commit whatever is pending, close the database, then answer "closed". */
   | { type: "close" };
 
 export type FromWriter =
   | { type: "ready" }
   | { type: "open-failed"; message: string }
-  | { type: "appended"; id: number; statuses: Uint8Array; seqs: Float64Array }
+  /** One group commit: the outcomes of the batches `ids`, end to end in batch order. */
+  | { type: "appended"; ids: number[]; statuses: Uint8Array; seqs: Float64Array }
   /** The group transaction rolled back: none of these batches is stored. */
   | { type: "failed"; ids: number[]; retryable: boolean; message: string; detail: string }
   | { type: "closed" };

@@ -35,13 +35,19 @@ try {
   process.exit(0);
 }
 
-let pending: { id: number; packed: string }[] = [];
+let pendingIds: number[] = [];
+let pendingBatches: string[] = [];
 let flushScheduled = false;
 let closeRequested = false;
 let closed = false;
 
 function accept(message: ToWriter): void {
-  if (message.type === "append") pending.push(message);
+  if (message.type === "append") {
+    for (let i = 0; i < message.ids.length; i++) {
+      pendingIds.push(message.ids[i]!);
+      pendingBatches.push(message.packed[i]!);
+    }
+  }
   else if (message.type === "close") closeRequested = true;
 }
 
@@ -60,7 +66,7 @@ function flush(): void {
   flushScheduled = false;
   if (closed) return;
   drainPort();
-  if (pending.length > 0) commit();
+  if (pendingIds.length > 0) commit();
   if (closeRequested) {
     closed = true;
     db.close();
@@ -70,20 +76,19 @@ function flush(): void {
 }
 
 function commit(): void {
-  const group = pending;
-  pending = [];
+  const ids = pendingIds;
+  const batches = pendingBatches;
+  pendingIds = [];
+  pendingBatches = [];
   try {
-    const results = appendGroup(group.map((b) => unpackBatch(b.packed)));
-    for (let i = 0; i < group.length; i++) {
-      const { statuses, seqs } = results[i]!;
-      send({ type: "appended", id: group[i]!.id, statuses, seqs }, [statuses.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
-    }
+    const { statuses, seqs } = appendGroup(batches.map(unpackBatch));
+    send({ type: "appended", ids, statuses, seqs }, [statuses.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     const retryable = typeof code === "string" && retryableCodes.test(code);
     send({
       type: "failed",
-      ids: group.map((b) => b.id),
+      ids,
       retryable,
       message: retryable ? storageMessage(code as string) : "storage error",
       detail: err instanceof Error ? err.message : String(err),

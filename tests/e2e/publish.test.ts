@@ -137,6 +137,32 @@ describe("dedup under concurrency", () => {
     expect(after.uniqueProcessed - before.uniqueProcessed).toBe(1n);
     expect(after.duplicateDropped - before.duplicateDropped).toBe(49n);
   });
+
+  it("answers each of many concurrent batches with its own events' outcomes", async () => {
+    // Concurrent batches share group commits and one answer from the writer;
+    // each must still get exactly its own events' statuses and seqs.
+    const topic = `split-${Date.now()}`;
+    const client = grpcClient(server.url);
+    const earlier = Array.from({ length: 20 }, () => makeEvent({ topic }));
+    const earlierSeqs = (await client.publish({ events: earlier })).results.map((r) => r.seq);
+    const batches = Array.from({ length: 40 }, (_, b) =>
+      Array.from({ length: 1 + (b % 7) }, (_, i) => ((b + i) % 3 === 0 ? earlier[(b * 7 + i) % earlier.length]! : makeEvent({ topic }))),
+    );
+    const responses = await Promise.all(batches.map((events, b) => (b % 2 ? client : connectJsonClient(server.url)).publish({ events })));
+
+    const stored = await client.events({ topic, limit: 1000 });
+    const seqOf = new Map(stored.events.map((e) => [e.eventId, e.seq]));
+    expect(stored.events).toHaveLength(20 + batches.flat().filter((e) => !earlier.includes(e)).length);
+    responses.forEach((response, b) => {
+      const sent = batches[b]!;
+      expect(response.results).toHaveLength(sent.length);
+      sent.forEach((event, i) => {
+        const isEarlier = earlier.includes(event);
+        expect(response.results[i]).toMatchObject({ status: isEarlier ? Status.DUPLICATE : Status.ACCEPTED, seq: seqOf.get(event.eventId) });
+        if (isEarlier) expect(response.results[i]!.seq).toBe(earlierSeqs[earlier.indexOf(event)]);
+      });
+    });
+  });
 });
 
 describe("PublishStream", () => {
