@@ -1,5 +1,4 @@
-import { create } from "@bufbuild/protobuf";
-import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../gen/aggregator/v1/aggregator_pb.js";
 import { ValidationError, type Violation } from "./errors.js";
 import { CanonicalPayload, PayloadShapeError, canonicalJson, maxTimestampSeconds, minTimestampSeconds, timestampToText } from "./event-text.js";
@@ -127,17 +126,48 @@ export function isTimestampInRange(ts: Timestamp): boolean {
   return ts.seconds >= minTimestampSeconds && ts.seconds <= maxTimestampSeconds && ts.nanos >= 0 && ts.nanos <= 999_999_999;
 }
 
+/** Days from 1970-01-01 to a proleptic Gregorian date (month 1-12), by integer arithmetic: Date objects cost more than the rest of parsing. */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
 /** Parses an RFC 3339 timestamp with a zone ("Z" or an offset); undefined when it is not one or is out of range. */
 export function parseRfc3339(text: string): Timestamp | undefined {
   const m = rfc3339.exec(text);
   if (m === null) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
-  const date = new Date(0);
-  date.setUTCFullYear(year, month - 1, day);
-  if (date.getUTCMonth() !== month - 1) return undefined; // day past the end of the month
-  const offsetMinutes = m[8] !== undefined ? 0 : (m[9] === "-" ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]));
-  const seconds = BigInt(Math.floor(date.getTime() / 1000) + hour * 3600 + minute * 60 + second - offsetMinutes * 60);
-  const ts = create(TimestampSchema, { seconds, nanos: Number((m[7] ?? "").padEnd(9, "0")) });
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
+  const offsetHours = m[8] !== undefined ? 0 : Number(m[10]);
+  const offsetMinutesPart = m[8] !== undefined ? 0 : Number(m[11]);
+  if (offsetHours > 23 || offsetMinutesPart > 59) return undefined;
+  const offsetMinutes = (m[9] === "-" ? -1 : 1) * (offsetHours * 60 + offsetMinutesPart);
+  const seconds = BigInt(daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60);
+  // A literal, not create(): Timestamp has no other fields, and reflection cost as much as the parse.
+  const ts: Timestamp = { $typeName: "google.protobuf.Timestamp", seconds, nanos: m[7] === undefined ? 0 : Number(m[7].padEnd(9, "0")) };
   return isTimestampInRange(ts) ? ts : undefined;
+}
+
+/**
+ * A timestamp as protobuf JSON reads it: parseRfc3339's instants, with the
+ * upper-case "T" and "Z" protobuf-es requires, so REST accepts the timestamps
+ * Connect JSON accepts (except dates that do not exist, such as February 30,
+ * which protobuf-es lets JavaScript's Date roll over and this refuses).
+ */
+export function parseJsonTimestamp(text: string): Timestamp | undefined {
+  return /[tz]/.test(text) ? undefined : parseRfc3339(text);
 }

@@ -67,5 +67,5 @@ function summarize(result: AppendResult): BatchOutcome {
     else if (status === AppendStatus.duplicate) duplicates++;
     else conflicts++;
   }
-  return { ...result, accepted, duplicates, conflicts };
+  return { statuses: result.statuses, seqs: result.seqs, accepted, duplicates, conflicts };
 }
