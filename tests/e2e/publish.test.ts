@@ -145,8 +145,9 @@ describe("dedup under concurrency", () => {
     const client = grpcClient(server.url);
     const earlier = Array.from({ length: 20 }, () => makeEvent({ topic }));
     const earlierSeqs = (await client.publish({ events: earlier })).results.map((r) => r.seq);
+    // Small batches travel to the writer together; one of the batch limit goes at once, after those before it.
     const batches = Array.from({ length: 40 }, (_, b) =>
-      Array.from({ length: 1 + (b % 7) }, (_, i) => ((b + i) % 3 === 0 ? earlier[(b * 7 + i) % earlier.length]! : makeEvent({ topic }))),
+      Array.from({ length: b === 20 ? 100 : 1 + (b % 7) }, (_, i) => ((b + i) % 3 === 0 ? earlier[(b * 7 + i) % earlier.length]! : makeEvent({ topic }))),
     );
     const responses = await Promise.all(batches.map((events, b) => (b % 2 ? client : connectJsonClient(server.url)).publish({ events })));
 
