@@ -47,8 +47,7 @@ function accept(message: ToWriter): void {
       pendingIds.push(message.ids[i]!);
       pendingBatches.push(message.packed[i]!);
     }
-  }
-  else if (message.type === "close") closeRequested = true;
+  } else if (message.type === "close") closeRequested = true;
 }
 
 /**
