@@ -152,10 +152,10 @@ export function parseRfc3339(text: string): Timestamp | undefined {
   const minute = Number(m[5]);
   const second = Number(m[6]);
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
-  const offsetHours = m[8] !== undefined ? 0 : Number(m[10]);
-  const offsetMinutesPart = m[8] !== undefined ? 0 : Number(m[11]);
-  if (offsetHours > 23 || offsetMinutesPart > 59) return undefined;
-  const offsetMinutes = (m[9] === "-" ? -1 : 1) * (offsetHours * 60 + offsetMinutesPart);
+  const offsetHour = m[8] !== undefined ? 0 : Number(m[10]);
+  const offsetMinute = m[8] !== undefined ? 0 : Number(m[11]);
+  if (offsetHour > 23 || offsetMinute > 59) return undefined;
+  const offsetMinutes = (m[9] === "-" ? -1 : 1) * (offsetHour * 60 + offsetMinute);
   const seconds = BigInt(daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60);
   // A literal, not create(): Timestamp has no other fields, and reflection cost as much as the parse.
   const ts: Timestamp = { $typeName: "google.protobuf.Timestamp", seconds, nanos: m[7] === undefined ? 0 : Number(m[7].padEnd(9, "0")) };
