@@ -87,7 +87,8 @@ export interface DualProtocolServer {
   destroyConnections(): void;
 }
 
-const http2Settings: http2.ServerOptions = {
+/** tally's HTTP/2 settings; the bench's latency floor (cli/bench/stub-server.ts) serves with the same. */
+export const http2ServerSettings: http2.ServerOptions = {
   settings: { initialWindowSize: streamWindowBytes, maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
   maxSessionMemory: 64,
 };
@@ -135,7 +136,7 @@ export function createDualProtocolServer(handler: RequestHandler, options: Serve
   let stopListening: () => void;
   if (options.tls !== null) {
     const secure = http2.createSecureServer(
-      { ...http2Settings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
+      { ...http2ServerSettings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
       handler,
     );
     // With allowHTTP1, Node serves HTTP/1.1 through this server's own fields, and leaves keep-alive unset.
@@ -151,7 +152,7 @@ export function createDualProtocolServer(handler: RequestHandler, options: Serve
     // once (see onHttp1Request); the plain TLS server's close() only stops listening.
     stopListening = () => tls.Server.prototype.close.call(secure);
   } else {
-    const h2 = http2.createServer(http2Settings, handler);
+    const h2 = http2.createServer(http2ServerSettings, handler);
     h2.on("session", onSession);
     const plain = http.createServer({ maxHeaderSize: maxHeaderBytes, noDelay: true, ...http1Timeouts(options) }, handler);
     plain.prependListener("request", onHttp1Request);

@@ -9,7 +9,7 @@ import type { LoaderProcess } from "./loader-client.js";
 import { growthFigures, type GrowthFigures, type Measurement } from "./measurement.js";
 import { cpuPercent, sampleAnonPeak, sampleProcess, type ProcSample } from "./proc-usage.js";
 import { dupRate, growthPlan, type GrowthScenario, type GrowthShape, type LatencyScenario, type LoadScenario, type RawScenario, type Scenario } from "./scenarios.js";
-import { startServer, type BenchServer } from "./server-process.js";
+import { startServer, startStub, type BenchServer } from "./server-process.js";
 import { findMiscounts, inspectDatabase } from "./verify.js";
 
 /**
@@ -148,12 +148,21 @@ async function timedLoad(ctx: RunContext, server: BenchServer, total: number): P
   return { result, usage };
 }
 
+/** What a run's end found: what is stored, and anything wrong. */
+interface Checked {
+  uniqueStored: number;
+  /** Duplicates the server counted (Stats duplicate_dropped). */
+  duplicatesReported: number;
+  peakRssKiB: number | undefined;
+  problems: string[];
+}
+
 /** Stops the server, checks its exit, and counts what the database holds against what was sent. */
 async function finish(
   server: BenchServer,
   dbPath: string,
   result: Pick<LoadResult, "sends" | "distinct" | "accepted" | "duplicates" | "conflicts" | "failedBatches">,
-) {
+): Promise<Checked> {
   const stats = await readStats(server.url);
   const peakRssKiB = sampleProcess(server.pid)?.peakRssKiB;
   const exitCode = await server.stop();
@@ -167,7 +176,7 @@ async function finish(
     failedBatches: result.failedBatches,
   });
   if (exitCode !== 0) problems.push(`server exited with ${exitCode} after SIGTERM (expected 0 after a clean drain)`);
-  return { stats, database, peakRssKiB, problems };
+  return { uniqueStored: database.rows, duplicatesReported: stats.duplicateDropped, peakRssKiB, problems };
 }
 
 /** Server and loader resources over a run: CPU as % of one core, peak anonymous RSS. */
@@ -181,7 +190,7 @@ function resourcesOf(usage: Usage): Resources {
   return { serverCpu: cpuPercent(...usage.server), loaderCpu: cpuPercent(...usage.loader), peakAnonKiB: usage.serverPeakAnonKiB };
 }
 
-function fromLoad(result: LoadResult, resources: Resources, checked: Awaited<ReturnType<typeof finish>>, server: BenchServer, unit: "call" | "stream"): Measurement {
+function fromLoad(result: LoadResult, resources: Resources, checked: Checked, server: BenchServer, unit: "call" | "stream"): Measurement {
   const peak = mib(checked.peakRssKiB);
   const peakAnon = mib(resources.peakAnonKiB);
   return {
@@ -190,8 +199,8 @@ function fromLoad(result: LoadResult, resources: Resources, checked: Awaited<Ret
     elapsedSeconds: result.elapsedSeconds,
     sends: result.sends,
     distinct: result.distinct,
-    uniqueStored: checked.database.rows,
-    duplicatesReported: checked.stats.duplicateDropped,
+    uniqueStored: checked.uniqueStored,
+    duplicatesReported: checked.duplicatesReported,
     answers: { accepted: result.accepted, duplicates: result.duplicates, conflicts: result.conflicts },
     calls: result.calls,
     latencyUnit: unit,
@@ -242,7 +251,7 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
   const rate = Math.max(1, Math.round(max * s.share));
   const sends = Math.max(1, Math.round(rate * s.durationSeconds));
   const warmupSends = Math.round(rate * s.warmupSeconds);
-  const server = await startServer(dbPath, ctx.pass);
+  const server = s.against === "stub" ? await startStub() : await startServer(dbPath, ctx.pass);
   try {
     const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.maxInFlight, rate, openLoop: true };
     // Warmed up like the single-event load runs: cold code's first second would be this run's p99.
@@ -250,10 +259,11 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
     const storedBefore = uniqueCount(warmupSends, dupRate);
     await ctx.loader.prepare({ kind: "load", spec, workload: workloadOf(sends, storedBefore), batch: s.batch, topics: benchTopics, cache: "fresh" });
     const { result, usage } = await timedLoad(ctx, server, sends);
-    const checked = await finish(server, dbPath, warmup === undefined ? result : sumCounts(warmup, result));
+    const checked = s.against === "stub" ? await finishStub(server, result) : await finish(server, dbPath, warmup === undefined ? result : sumCounts(warmup, result));
     const m = fromLoad(result, resourcesOf(usage), checked, server, "call");
     m.offeredRate = rate;
     m.notes.push(`offered ${rate} events/s (${Math.round(s.share * 100)}% of ${s.calibratedBy}'s ${Math.round(max)}) for ${s.durationSeconds} s, after ${s.warmupSeconds} s of the same load not measured`);
+    if (s.against === "stub") m.notes.push("against the stub (stub-server.ts): nothing stored, so no count check; every call must be answered OK");
     if (result.scheduleLagUs !== undefined) {
       m.notes.push(`send lag behind schedule: p99 ${(result.scheduleLagUs.p99 / 1000).toFixed(2)} ms, max ${(result.scheduleLagUs.max / 1000).toFixed(2)} ms`);
     }
@@ -261,6 +271,18 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
   } finally {
     await server.stop();
   }
+}
+
+/** Stops the stub and checks that every call it was sent was answered OK: it stores nothing to count. */
+async function finishStub(server: BenchServer, result: LoadResult): Promise<Checked> {
+  const peakRssKiB = sampleProcess(server.pid)?.peakRssKiB;
+  const exitCode = await server.stop();
+  const problems: string[] = [];
+  const failed = result.calls - (result.statusCodes.OK ?? 0);
+  if (failed > 0 || result.failedBatches > 0) problems.push(`the stub left ${failed} calls not OK and ${result.failedBatches} batches failed: ${JSON.stringify(result.errors)}`);
+  if (result.sends !== result.calls) problems.push(`${result.sends} sends acknowledged in ${result.calls} calls; the stub answers every call`);
+  if (exitCode !== 0) problems.push(`stub exited with ${exitCode} after SIGTERM`);
+  return { uniqueStored: 0, duplicatesReported: 0, peakRssKiB, problems };
 }
 
 const countKeys = ["sends", "distinct", "accepted", "duplicates", "conflicts", "failedBatches"] as const;

@@ -41,6 +41,8 @@ export interface LoadScenario extends Common {
 /** Single-event unary Publish at a fixed share of the rate `calibratedBy` reached, open loop. */
 export interface LatencyScenario extends Common {
   kind: "latency";
+  /** tally, or the stub that answers at once and stores nothing (stub-server.ts): the floor of the measurement itself. */
+  against: "tally" | "stub";
   transport: "grpc";
   batch: 1;
   calibratedBy: string;
@@ -166,10 +168,8 @@ export function allScenarios(isQuick: boolean): Scenario[] {
   list.push(load("connect", 100, 8, s.jsonBatchSends, "Connect JSON Publish (HTTP/1.1), 100/call, 8 in flight"));
   list.push(load("rest", 1, 100, s.restOneSends, "REST POST /publish (HTTP/1.1), 1/request, 100 in flight", s.restOneWarmupSends));
   list.push(load("rest", 100, 8, s.jsonBatchSends, "REST POST /publish (HTTP/1.1), 100/request, 8 in flight"));
-  list.push({
+  const latency = {
     kind: "latency",
-    id: "latency-grpc-b1",
-    label: "gRPC Publish 1/call at 50% of its max rate, open loop",
     transport: "grpc",
     batch: 1,
     calibratedBy: "grpc-b1-c64",
@@ -177,6 +177,13 @@ export function allScenarios(isQuick: boolean): Scenario[] {
     durationSeconds: s.latencySeconds,
     warmupSeconds: s.latencyWarmupSeconds,
     maxInFlight: 1000,
+  } as const;
+  list.push({ ...latency, id: "latency-grpc-b1", label: "gRPC Publish 1/call at 50% of its max rate, open loop", against: "tally" });
+  list.push({
+    ...latency,
+    id: "latency-floor-grpc-b1",
+    label: "the same load against a stub that answers at once and stores nothing: the floor of the measurement",
+    against: "stub",
   });
   const growth: GrowthShape = { stored: s.growthStored, window: s.growthWindow, stepStored: s.growthStep };
   const growthTo = `growth to ${s.growthStored.toLocaleString("en-US")} stored`;

@@ -25,9 +25,17 @@ export function startServer(dbPath: string, durability: Durability, extraArgs: s
   const entry = fileURLToPath(new URL("../../main.js", import.meta.url));
   // TALLY_SERVER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=prof", profiles the server under load.
   const nodeArgs = (process.env.TALLY_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const child = spawn(process.execPath, [...serverNodeFlags, ...nodeArgs, entry, "--port", "0", "--db", dbPath, "--durability", durability, ...extraArgs], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return startListening([...serverNodeFlags, ...nodeArgs, entry, "--port", "0", "--db", dbPath, "--durability", durability, ...extraArgs]);
+}
+
+/** Starts the latency floor's stub (stub-server.ts) with the server's Node flags. */
+export function startStub(): Promise<BenchServer> {
+  return startListening([...serverNodeFlags, fileURLToPath(new URL("./stub-server.js", import.meta.url))]);
+}
+
+/** Runs node with `args` and resolves when the process logs "listening" with its port. */
+function startListening(args: string[]): Promise<BenchServer> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   const problems: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   createInterface({ input: child.stderr! }).on("line", (line) => problems.push(`stderr: ${line}`));
