@@ -6,6 +6,8 @@ import {
   PublishResponseSchema,
   PublishStreamResponseSchema,
 } from "../../gen/aggregator/v1/aggregator_pb.js";
+import { summarize, type Measurement } from "../../src/cli/bench/measurement.js";
+import { allScenarios } from "../../src/cli/bench/scenarios.js";
 import { makeBatches } from "../../src/cli/load/batches.js";
 import { EventCache } from "../../src/cli/load/event-cache.js";
 import { eventFields, protoEvent, topicNames } from "../../src/cli/load/events.js";
@@ -125,5 +127,20 @@ describe("load generator: latency", () => {
     expect(summary.buckets[10]!.markUs).toBe(summary.maxUs);
     expect(summary.p50Us).toBeGreaterThan(4_900);
     expect(summary.p50Us).toBeLessThan(5_200);
+  });
+});
+
+describe("bench: the reported run", () => {
+  const run = (eventsPerSecond: number, p99Us: number): Measurement => {
+    const latency = new LatencyRecorder().summary();
+    return { eventsPerSecond, latency: { ...latency, p99Us }, problems: [] as string[] } as Measurement;
+  };
+  const scenarios = allScenarios(true);
+  const byId = (id: string) => scenarios.find((s) => s.id === id)!;
+
+  it("is the median by events/s for throughput runs, and by p99 for latency runs (their rate is fixed)", () => {
+    const runs = [run(1_000, 30_000), run(3_000, 10_000), run(2_000, 90_000)];
+    expect(summarize("full", byId("grpc-b1-c64"), runs).median).toBe(runs[2]);
+    expect(summarize("full", byId("latency-grpc-b1"), runs).median).toBe(runs[0]);
   });
 });

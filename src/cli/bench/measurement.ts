@@ -75,9 +75,13 @@ export interface ScenarioResult {
   ok: boolean;
 }
 
-/** Picks the median run by events/s, so the reported row is one real run rather than a blend. */
+/**
+ * Picks the median run, so the reported row is one real run rather than a
+ * blend: by events/s, or for latency runs (whose rate is fixed) by p99.
+ */
 export function summarize(pass: Durability, scenario: Scenario, runs: Measurement[]): ScenarioResult {
-  const sorted = [...runs].sort((a, b) => a.eventsPerSecond - b.eventsPerSecond);
+  const key = scenario.kind === "latency" ? (m: Measurement) => m.latency.p99Us : (m: Measurement) => m.eventsPerSecond;
+  const sorted = [...runs].sort((a, b) => key(a) - key(b));
   const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
   return { pass, scenario, runs, median, ok: runs.every((r) => r.problems.length === 0) };
 }
