@@ -20,10 +20,37 @@ let lastSecondText = "";
 /** Store form of a timestamp; the caller has checked it is in range. */
 export function timestampToText(ts: Timestamp): string {
   if (ts.seconds !== lastSeconds) {
-    lastSecondText = new Date(Number(ts.seconds) * 1000).toISOString().slice(0, 19); // "YYYY-MM-DDTHH:MM:SS"
+    lastSecondText = secondToText(Number(ts.seconds));
     lastSeconds = ts.seconds;
   }
   return `${lastSecondText}.${String(ts.nanos).padStart(9, "0")}Z`;
+}
+
+/**
+ * "YYYY-MM-DDTHH:MM:SS" of a second since the epoch (years 0001 to 9999), by
+ * integer arithmetic (the civil-from-days algorithm): single-event requests
+ * rarely share a second, and a Date plus toISOString per event cost more than
+ * the rest of the timestamp's handling.
+ */
+function secondToText(epochSeconds: number): string {
+  const days = Math.floor(epochSeconds / 86_400);
+  const secondOfDay = epochSeconds - days * 86_400;
+  const shifted = days + 719_468; // days since 0000-03-01
+  const era = Math.floor(shifted / 146_097);
+  const dayOfEra = shifted - era * 146_097;
+  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365);
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthFromMarch = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * monthFromMarch + 2) / 5) + 1;
+  const month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9;
+  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+  const hour = Math.floor(secondOfDay / 3600);
+  const minute = Math.floor((secondOfDay % 3600) / 60);
+  return `${String(year).padStart(4, "0")}-${twoDigits(month)}-${twoDigits(day)}T${twoDigits(hour)}:${twoDigits(minute)}:${twoDigits(secondOfDay % 60)}`;
+}
+
+function twoDigits(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
 }
 
 /** Timestamp message from its store form. */
@@ -77,7 +104,60 @@ export function objectJson(members: Map<string, string>): string {
  * the keys. Refuses non-finite numbers and nesting deeper than maxDepth.
  */
 export function canonicalJson(value: JsonObject, maxDepth: number): string {
-  return write(value, 1, maxDepth);
+  const sorted = sortedCopy(value, 1, maxDepth);
+  return sorted === unordered ? write(value, 1, maxDepth) : JSON.stringify(sorted);
+}
+
+/** What sortedCopy answers for a value holding keys whose order it cannot set. */
+const unordered = Symbol("unordered");
+
+/**
+ * The value with the keys of every object in sorted order, sharing whatever
+ * is already sorted. JSON.stringify writes keys in property order, so this
+ * lets V8 write the canonical text natively, about twice as fast as building
+ * it here (it was the largest part of validating a single REST event). V8
+ * keeps string keys in insertion order, except integer-like keys, which come
+ * first in numeric order, and "__proto__", which sets the prototype: an object
+ * with a key that could be either answers `unordered`, and is written by hand.
+ */
+function sortedCopy(value: JsonValue, depth: number, maxDepth: number): JsonValue | typeof unordered {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new PayloadShapeError(nonFiniteNumberMessage(value));
+    return value;
+  }
+  if (typeof value !== "object" || value === null) return value;
+  if (depth > maxDepth) throw new PayloadShapeError(`is nested deeper than ${maxDepth} levels`);
+  if (Array.isArray(value)) {
+    let copy: JsonValue[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = sortedCopy(value[i]!, depth + 1, maxDepth);
+      if (item === unordered) return unordered;
+      if (item !== value[i]) (copy ??= value.slice())[i] = item;
+    }
+    return copy ?? value;
+  }
+  const keys = Object.keys(value);
+  let inOrder = true;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (!keepsInsertionOrder(key)) return unordered;
+    if (i > 0 && keys[i - 1]! > key) inOrder = false;
+  }
+  if (!inOrder) keys.sort();
+  let copy: JsonObject | undefined = inOrder ? undefined : {};
+  for (const key of keys) {
+    const member = sortedCopy(value[key]!, depth + 1, maxDepth);
+    if (member === unordered) return unordered;
+    if (copy === undefined && member !== value[key]) copy = { ...value };
+    if (copy !== undefined) copy[key] = member;
+  }
+  return copy ?? value;
+}
+
+/** Whether V8 keeps this key where it was inserted: not integer-like (conservatively, not starting with a digit), not "__proto__". */
+function keepsInsertionOrder(key: string): boolean {
+  const first = key.charCodeAt(0);
+  return !(first >= 48 && first <= 57) && key !== "__proto__";
 }
 
 function write(value: JsonValue, depth: number, maxDepth: number): string {

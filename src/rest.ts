@@ -207,47 +207,57 @@ function checkJsonTypes(item: Record<string, unknown>, index: number): Violation
   return violations;
 }
 
+/** A lone UTF-16 surrogate: JSON.parse lets it through, protobuf's UTF-8 strings cannot carry it. */
+const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /**
  * What protobuf decoding would do wrong with a payload, found on the parsed
  * JSON first: nesting deeper than validation allows (protobuf-es would refuse
  * it with a message naming no field) and keys it would drop silently.
- * Iterative, so a 10,000-level payload costs no stack.
  */
-/** A lone UTF-16 surrogate: JSON.parse lets it through, protobuf's UTF-8 strings cannot carry it. */
-const unpairedSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 function checkPayloadShape(payload: Record<string, unknown>, index: number): Violation | undefined {
-  interface Node {
-    value: unknown;
-    depth: number;
-    parent: Node | undefined;
-    key: string;
+  const problem = shapeProblem(payload, 1);
+  if (problem === undefined) return undefined;
+  const path = `payload${problem.reversedPath.reverse().join("")}`;
+  return { index, field: "payload", description: problem.describe(path.length > maxQuotedPath ? `${path.slice(0, maxQuotedPath)}…` : path) };
+}
+
+/** A payload problem: how to say it given where it is, and the path to it, innermost step first (filled in on the way out). */
+interface ShapeProblem {
+  describe(at: string): string;
+  reversedPath: string[];
+}
+
+/**
+ * The first problem in document order. Recursion stops at the depth limit, so
+ * a 10,000-level payload costs no more stack than a 33-level one, and nothing
+ * is allocated unless there is a problem: this runs on every REST event.
+ */
+function shapeProblem(value: unknown, depth: number): ShapeProblem | undefined {
+  if (typeof value === "string") {
+    return unpairedSurrogate.test(value) ? { describe: (at) => `has a string with an unpaired surrogate (not valid UTF-8) at ${at}`, reversedPath: [] } : undefined;
   }
-  const pathOf = (node: Node): string => (node.parent === undefined ? node.key : `${pathOf(node.parent)}${node.key}`);
-  const shortPathOf = (node: Node) => {
-    const path = pathOf(node);
-    return path.length > maxQuotedPath ? `${path.slice(0, maxQuotedPath)}…` : path;
-  };
-  const stack: Node[] = [{ value: payload, depth: 1, parent: undefined, key: "payload" }];
-  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
-    const value = node.value;
-    if (typeof value === "string" && unpairedSurrogate.test(value)) {
-      return { index, field: "payload", description: `has a string with an unpaired surrogate (not valid UTF-8) at ${shortPathOf(node)}` };
-    }
-    if (typeof value !== "object" || value === null) continue;
-    if (node.depth > maxPayloadDepth) return { index, field: "payload", description: `is nested deeper than ${maxPayloadDepth} levels` };
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) stack.push({ value: value[i], depth: node.depth + 1, parent: node, key: `[${i}]` });
-      continue;
-    }
-    for (const key of Object.keys(value)) {
-      if (unpairedSurrogate.test(key)) {
-        return { index, field: "payload", description: `has a key with an unpaired surrogate (not valid UTF-8) at ${shortPathOf(node)}` };
+  if (typeof value !== "object" || value === null) return undefined;
+  if (depth > maxPayloadDepth) return { describe: () => `is nested deeper than ${maxPayloadDepth} levels`, reversedPath: [] };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = shapeProblem(value[i], depth + 1);
+      if (problem !== undefined) {
+        problem.reversedPath.push(`[${i}]`);
+        return problem;
       }
-      if (droppedPayloadKeys.has(key)) {
-        return { index, field: "payload", description: `has the key "${key}" at ${shortPathOf(node)}, which protobuf decoding would drop silently; rename it` };
-      }
-      stack.push({ value: (value as Record<string, unknown>)[key], depth: node.depth + 1, parent: node, key: `.${key}` });
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    if (unpairedSurrogate.test(key)) return { describe: (at) => `has a key with an unpaired surrogate (not valid UTF-8) at ${at}`, reversedPath: [] };
+    if (droppedPayloadKeys.has(key)) {
+      return { describe: (at) => `has the key "${key}" at ${at}, which protobuf decoding would drop silently; rename it`, reversedPath: [] };
+    }
+    const problem = shapeProblem((value as Record<string, unknown>)[key], depth + 1);
+    if (problem !== undefined) {
+      problem.reversedPath.push(`.${key}`);
+      return problem;
     }
   }
   return undefined;

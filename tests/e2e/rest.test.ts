@@ -58,6 +58,27 @@ describe("POST /publish", () => {
     expect(stored.body.count).toBe(0);
   });
 
+  it("says where in a payload a string or key cannot be stored, and stores nothing", async () => {
+    const topic = `rest-payload-path-${Date.now()}`;
+    // JSON.stringify would escape the lone surrogates; the body must carry them as JSON escapes, which JSON.parse decodes.
+    const body = JSON.stringify([
+      jsonEvent({ topic, payload: { ok: ["fine"], a: [1, { b: "LONE" }] } }),
+      jsonEvent({ topic, payload: { a: { KEY: 1 } } }),
+      jsonEvent({ topic, payload: { a: [[{ z: 1 }]], b: { c: { PROTO: {} } } } }),
+    ])
+      .replace('"LONE"', '"\\ud800x"')
+      .replace('"KEY"', '"k\\udc00"')
+      .replace('"PROTO"', '"__proto__"');
+    const res = await post("/publish", body);
+    expect(res.status).toBe(400);
+    expect(res.body.violations).toEqual([
+      { index: 0, field: "payload", description: "has a string with an unpaired surrogate (not valid UTF-8) at payload.a[1].b" },
+      { index: 1, field: "payload", description: "has a key with an unpaired surrogate (not valid UTF-8) at payload.a" },
+      { index: 2, field: "payload", description: 'has the key "__proto__" at payload.b.c, which protobuf decoding would drop silently; rename it' },
+    ]);
+    expect((await get(`/events?topic=${topic}`)).body.count).toBe(0);
+  });
+
   it("answers 400 for malformed JSON and 415 for a non-JSON content type", async () => {
     const malformed = await post("/publish", "{not json");
     expect(malformed.status).toBe(400);
