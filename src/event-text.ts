@@ -143,7 +143,7 @@ function sortedCopy(value: JsonValue, depth: number, maxDepth: number): JsonValu
     if (!keepsInsertionOrder(key)) return unordered;
     if (i > 0 && keys[i - 1]! > key) inOrder = false;
   }
-  if (!inOrder) keys.sort();
+  if (!inOrder) sortKeys(keys);
   let copy: JsonObject | undefined = inOrder ? undefined : {};
   for (const key of keys) {
     const member = sortedCopy(value[key]!, depth + 1, maxDepth);
@@ -152,6 +152,23 @@ function sortedCopy(value: JsonValue, depth: number, maxDepth: number): JsonValu
     if (copy !== undefined) copy[key] = member;
   }
   return copy ?? value;
+}
+
+/** Keys a payload object usually has fit an insertion sort, which unlike Array.prototype.sort allocates nothing (V8 copies into a work array). */
+const insertionSortMaxKeys = 24;
+
+/** Sorts in place by UTF-16 code units, as Array.prototype.sort does by default. */
+function sortKeys(keys: string[]): void {
+  if (keys.length > insertionSortMaxKeys) {
+    keys.sort();
+    return;
+  }
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > key; j--) keys[j + 1] = keys[j]!;
+    keys[j + 1] = key;
+  }
 }
 
 /** Whether V8 keeps this key where it was inserted: not integer-like (conservatively, not starting with a digit), not "__proto__". */

@@ -61,6 +61,8 @@ describe("canonicalJson", () => {
       }),
       { numRuns: 2_000 },
     );
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${(i * 17) % 40}`, i]));
+    expect(canonicalJson(many, 10)).toBe(referenceCanonical(many));
     expect(canonicalJson({ b: 1, 10: 2, 9: 3, a: { 2: 0, 10: 1 } }, 10)).toBe('{"10":2,"9":3,"a":{"10":1,"2":0},"b":1}');
     expect(canonicalJson(JSON.parse('{"z":1,"__proto__":{"b":1,"a":2}}') as JsonObject, 10)).toBe('{"__proto__":{"a":2,"b":1},"z":1}');
   });
