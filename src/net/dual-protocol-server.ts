@@ -87,6 +87,9 @@ export interface DualProtocolServer {
   destroyConnections(): void;
 }
 
+/** tally's HTTP/1.1 settings apart from its timeouts; the bench's REST floor (cli/bench/stub-server.ts) serves with the same. */
+export const http1ServerSettings: http.ServerOptions = { maxHeaderSize: maxHeaderBytes, noDelay: true };
+
 /** tally's HTTP/2 settings; the bench's latency floor (cli/bench/stub-server.ts) serves with the same. */
 export const http2ServerSettings: http2.ServerOptions = {
   settings: { initialWindowSize: streamWindowBytes, maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
@@ -154,7 +157,7 @@ export function createDualProtocolServer(handler: RequestHandler, options: Serve
   } else {
     const h2 = http2.createServer(http2ServerSettings, handler);
     h2.on("session", onSession);
-    const plain = http.createServer({ maxHeaderSize: maxHeaderBytes, noDelay: true, ...http1Timeouts(options) }, handler);
+    const plain = http.createServer({ ...http1ServerSettings, ...http1Timeouts(options) }, handler);
     plain.prependListener("request", onHttp1Request);
     plain.on("clientError", answerClientError);
     tcp = net.createServer({ noDelay: true }, (socket) => {

@@ -218,16 +218,17 @@ function fromLoad(result: LoadResult, resources: Resources, checked: Checked, se
 }
 
 async function runLoadScenario(s: LoadScenario, ctx: RunContext, dbPath: string): Promise<Measurement> {
-  const server = await startServer(dbPath, ctx.pass);
+  const server = s.against === "stub" ? await startStub(stubProtocolFor(s.transport)) : await startServer(dbPath, ctx.pass);
   try {
     const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.concurrency };
     const warmup = s.warmupSends > 0 ? await warmUp(ctx, server, spec, s.batch, s.warmupSends, s.sends) : undefined;
     const workload = workloadOf(s.sends, uniqueCount(s.warmupSends, dupRate));
     await ctx.loader.prepare({ kind: "load", spec, workload, batch: s.batch, topics: benchTopics, cache: warmup === undefined ? "shared" : "fresh" });
     const { result, usage } = await timedLoad(ctx, server, s.sends);
-    const checked = await finish(server, dbPath, warmup === undefined ? result : sumCounts(warmup, result));
+    const checked = s.against === "stub" ? await finishStub(server, result) : await finish(server, dbPath, warmup === undefined ? result : sumCounts(warmup, result));
     const m = fromLoad(result, resourcesOf(usage), checked, server, s.transport === "grpc-stream" ? "stream" : "call");
     if (warmup !== undefined) m.notes.push(`measured after ${s.warmupSends.toLocaleString("en-US")} sends of the same load, not measured`);
+    if (s.against === "stub") m.notes.push(stubNote);
     return m;
   } finally {
     await server.stop();
@@ -251,7 +252,7 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
   const rate = Math.max(1, Math.round(max * s.share));
   const sends = Math.max(1, Math.round(rate * s.durationSeconds));
   const warmupSends = Math.round(rate * s.warmupSeconds);
-  const server = s.against === "stub" ? await startStub() : await startServer(dbPath, ctx.pass);
+  const server = s.against === "stub" ? await startStub("grpc") : await startServer(dbPath, ctx.pass);
   try {
     const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.maxInFlight, rate, openLoop: true };
     // Warmed up like the single-event load runs: cold code's first second would be this run's p99.
@@ -263,7 +264,7 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
     const m = fromLoad(result, resourcesOf(usage), checked, server, "call");
     m.offeredRate = rate;
     m.notes.push(`offered ${rate} events/s (${Math.round(s.share * 100)}% of ${s.calibratedBy}'s ${Math.round(max)}) for ${s.durationSeconds} s, after ${s.warmupSeconds} s of the same load not measured`);
-    if (s.against === "stub") m.notes.push("against the stub (stub-server.ts): nothing stored, so no count check; every call must be answered OK");
+    if (s.against === "stub") m.notes.push(stubNote);
     if (result.scheduleLagUs !== undefined) {
       m.notes.push(`send lag behind schedule: p99 ${(result.scheduleLagUs.p99 / 1000).toFixed(2)} ms, max ${(result.scheduleLagUs.max / 1000).toFixed(2)} ms`);
     }
@@ -272,6 +273,14 @@ async function runLatency(s: LatencyScenario, ctx: RunContext, dbPath: string): 
     await server.stop();
   }
 }
+
+/** The stub answers single unary calls only: REST over HTTP/1.1 or gRPC Publish over h2c. */
+function stubProtocolFor(transport: LoadScenario["transport"]): "grpc" | "rest" {
+  if (transport === "rest" || transport === "grpc") return transport;
+  throw new Error(`the stub cannot answer ${transport}`);
+}
+
+const stubNote = "against the stub (stub-server.ts): nothing stored, so no count check; every call must be answered OK";
 
 /** Stops the stub and checks that every call it was sent was answered OK: it stores nothing to count. */
 async function finishStub(server: BenchServer, result: LoadResult): Promise<Checked> {

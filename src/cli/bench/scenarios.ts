@@ -36,6 +36,8 @@ export interface LoadScenario extends Common {
   sends: number;
   /** Sends of the same load before the measured ones, on the same server (0 for none). */
   warmupSends: number;
+  /** tally, or the stub that reads each request and answers at once (stub-server.ts): the floor of the measurement itself. */
+  against: "tally" | "stub";
 }
 
 /** Single-event unary Publish at a fixed share of the rate `calibratedBy` reached, open loop. */
@@ -166,7 +168,14 @@ export function allScenarios(isQuick: boolean): Scenario[] {
   list.push(load("grpc", 100, 8, s.unaryBatchSends, "gRPC Publish, 100/call, 8 in flight"));
   list.push(load("grpc", 1000, 8, s.unaryBatchSends, "gRPC Publish, 1000/call, 8 in flight"));
   list.push(load("connect", 100, 8, s.jsonBatchSends, "Connect JSON Publish (HTTP/1.1), 100/call, 8 in flight"));
-  list.push(load("rest", 1, 100, s.restOneSends, "REST POST /publish (HTTP/1.1), 1/request, 100 in flight", s.restOneWarmupSends));
+  const restOne = load("rest", 1, 100, s.restOneSends, "REST POST /publish (HTTP/1.1), 1/request, 100 in flight", s.restOneWarmupSends);
+  list.push(restOne);
+  list.push({
+    ...restOne,
+    id: "rest-floor-b1-c100",
+    label: "the same REST load against a stub that reads each request and answers at once, storing nothing: the floor of the measurement",
+    against: "stub",
+  });
   list.push(load("rest", 100, 8, s.jsonBatchSends, "REST POST /publish (HTTP/1.1), 100/request, 8 in flight"));
   const latency = {
     kind: "latency",
@@ -230,7 +239,7 @@ export function growthPlan(shape: GrowthShape): { stored: number; sends: number 
 
 function load(transport: Transport, batch: number, concurrency: number, sends: number, label: string, warmupSends = 0): LoadScenario {
   const name = transport === "connect" ? "connect-json" : transport;
-  return { kind: "load", id: `${name}-b${batch}-c${concurrency}`, label, transport, batch, concurrency, sends, warmupSends };
+  return { kind: "load", id: `${name}-b${batch}-c${concurrency}`, label, transport, batch, concurrency, sends, warmupSends, against: "tally" };
 }
 
 /**

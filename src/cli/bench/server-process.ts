@@ -28,9 +28,9 @@ export function startServer(dbPath: string, durability: Durability, extraArgs: s
   return startListening([...serverNodeFlags, ...nodeArgs, entry, "--port", "0", "--db", dbPath, "--durability", durability, ...extraArgs]);
 }
 
-/** Starts the latency floor's stub (stub-server.ts) with the server's Node flags. */
-export function startStub(): Promise<BenchServer> {
-  return startListening([...serverNodeFlags, fileURLToPath(new URL("./stub-server.js", import.meta.url))]);
+/** Starts a floor's stub (stub-server.ts) with the server's Node flags: gRPC over h2c, or REST over HTTP/1.1. */
+export function startStub(protocol: "grpc" | "rest"): Promise<BenchServer> {
+  return startListening([...serverNodeFlags, fileURLToPath(new URL("./stub-server.js", import.meta.url)), ...(protocol === "rest" ? ["--http1"] : [])]);
 }
 
 /** Runs node with `args` and resolves when the process logs "listening" with its port. */

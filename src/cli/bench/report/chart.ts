@@ -12,6 +12,11 @@ const seriesStyle: { name: string; color: string; dashed?: boolean; pick: (r: Sc
   { name: "REST POST /publish", color: "#2ca02c", pick: (r) => r.scenario.kind === "load" && r.scenario.transport === "rest" },
 ];
 
+/** A stub's run measures the load generator, not a transport of tally's. */
+function isFloor(r: ScenarioResult): boolean {
+  return r.scenario.kind === "load" && r.scenario.against === "stub";
+}
+
 /** Throughput against batch size per transport, the median run of each scenario. */
 export function throughputChart(results: ScenarioResult[]): string {
   const passes = [...new Set(results.map((r) => r.pass))];
@@ -27,7 +32,7 @@ export function throughputChart(results: ScenarioResult[]): string {
           color: style.color,
           ...(style.dashed !== undefined && { dashed: style.dashed }),
           points: results
-            .filter((r) => r.pass === pass && style.pick(r) && r.ok)
+            .filter((r) => r.pass === pass && style.pick(r) && r.ok && !isFloor(r))
             .map((r) => ({ x: r.scenario.batch, y: r.median.eventsPerSecond })),
         }),
       ),

@@ -51,6 +51,28 @@ function headlineSection(results: ScenarioResult[]): string {
   ].join("\n");
 }
 
+/** Each load run against a stub beside tally's run of the same load: how much of the floor tally reaches. */
+function floorSection(results: ScenarioResult[]): string {
+  const lines: (string | number)[][] = [];
+  for (const floor of results) {
+    const f = floor.scenario;
+    if (f.kind !== "load" || f.against !== "stub") continue;
+    const tally = results.find(
+      (r) => r.pass === floor.pass && r.scenario.kind === "load" && r.scenario.against === "tally" && r.scenario.transport === f.transport && r.scenario.batch === f.batch && r.scenario.concurrency === f.concurrency,
+    );
+    const ratio = tally === undefined ? "–" : (tally.median.eventsPerSecond / floor.median.eventsPerSecond).toFixed(2);
+    lines.push([floor.pass, tally?.scenario.id ?? "–", tally ? n(tally.median.eventsPerSecond) : "–", n(floor.median.eventsPerSecond), ratio]);
+  }
+  if (lines.length === 0) return "";
+  return [
+    "## Against the floor",
+    "",
+    "The same load from the same load generator against a stub that reads each request and answers at once, storing nothing (same HTTP settings and Node flags as tally): what this machine, Node's HTTP and the load generator allow for any server.",
+    "",
+    table(["durability", "scenario", "tally events/s", "stub events/s", "tally / stub"], lines),
+  ].join("\n");
+}
+
 function latencySection(results: ScenarioResult[]): string {
   const latency = results.filter((r) => r.scenario.kind === "latency");
   if (latency.length === 0) return "";
@@ -141,10 +163,12 @@ export function renderMarkdown(info: RunInfo, rows: Row[], results: ScenarioResu
     "",
     `${info.date} · ${info.quick ? "quick (smoke-check sizes)" : "full size"} · ${info.runs} run${info.runs > 1 ? "s" : ""} per scenario (median shown) · Node ${info.node} · ${info.cpus} · ${info.memoryGiB} GiB · ${Math.round(info.seconds)} s · load average ${info.loadAverage.start.toFixed(1)} at start, ${info.loadAverage.end.toFixed(1)} at end · \`${info.command}\``,
     "",
-    failed.length > 0 ? `**${failed.length} scenario(s) FAILED their count check: ${failed.map((r) => `${r.pass}.${r.scenario}`).join(", ")}.**\n` : "Every scenario stored exactly its distinct events and reported every re-send as a duplicate.\n",
+    failed.length > 0 ? `**${failed.length} scenario(s) FAILED their count check: ${failed.map((r) => `${r.pass}.${r.scenario}`).join(", ")}.**\n` : "Every scenario against tally stored exactly its distinct events and reported every re-send as a duplicate; every stub run answered every call OK.\n",
     "events/s counts acknowledged sends (re-sends included) from the first send to the last acknowledgement. Each scenario ran on a fresh server and database; the load generator is a separate process. The machine is shared and noisy: compare figures from the same run.",
     "",
     headlineSection(results),
+    "",
+    floorSection(results),
     "",
     "![events/s by batch size](throughput-by-batch.svg)",
     "",
