@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring
 import { ConfigError, HelpShown, loadConfig } from "./config.js";
 import { createLogger } from "./log.js";
 import { startServer } from "./server.js";
