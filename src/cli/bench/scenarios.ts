@@ -75,6 +75,11 @@ export interface GrowthScenario extends Common, GrowthShape {
 
 export type Scenario = RawScenario | LoadScenario | LatencyScenario | GrowthScenario;
 
+/** Whether a scenario ran against a floor's stub (stub-server.ts) rather than tally: it measures the load generator, not a transport of tally's. */
+export function againstStub(s: Scenario): boolean {
+  return (s.kind === "load" || s.kind === "latency") && s.against === "stub";
+}
+
 /** Share of sends that are re-sends, in every scenario. */
 export const dupRate = 0.2;
 

@@ -1,4 +1,5 @@
 import type { ScenarioResult } from "../measurement.js";
+import { againstStub } from "../scenarios.js";
 import { renderChart, type Series } from "./svg-chart.js";
 
 /** One line per transport (and stream concurrency), the raw ceiling dashed, one panel per durability. */
@@ -11,11 +12,6 @@ const seriesStyle: { name: string; color: string; dashed?: boolean; pick: (r: Sc
   { name: "Connect JSON unary", color: "#9467bd", pick: (r) => r.scenario.kind === "load" && r.scenario.transport === "connect" },
   { name: "REST POST /publish", color: "#2ca02c", pick: (r) => r.scenario.kind === "load" && r.scenario.transport === "rest" },
 ];
-
-/** A stub's run measures the load generator, not a transport of tally's. */
-function isFloor(r: ScenarioResult): boolean {
-  return r.scenario.kind === "load" && r.scenario.against === "stub";
-}
 
 /** Throughput against batch size per transport, the median run of each scenario. */
 export function throughputChart(results: ScenarioResult[]): string {
@@ -32,7 +28,7 @@ export function throughputChart(results: ScenarioResult[]): string {
           color: style.color,
           ...(style.dashed !== undefined && { dashed: style.dashed }),
           points: results
-            .filter((r) => r.pass === pass && style.pick(r) && r.ok && !isFloor(r))
+            .filter((r) => r.pass === pass && style.pick(r) && r.ok && !againstStub(r.scenario))
             .map((r) => ({ x: r.scenario.batch, y: r.median.eventsPerSecond })),
         }),
       ),

@@ -1,5 +1,5 @@
 import type { ScenarioResult } from "../measurement.js";
-import { headline } from "../scenarios.js";
+import { againstStub, headline } from "../scenarios.js";
 import type { Row } from "./rows.js";
 
 /** Facts about the run that a reader needs to trust or compare a figure. */
@@ -56,10 +56,11 @@ function floorSection(results: ScenarioResult[]): string {
   const lines: (string | number)[][] = [];
   for (const floor of results) {
     const f = floor.scenario;
-    if (f.kind !== "load" || f.against !== "stub") continue;
-    const tally = results.find(
-      (r) => r.pass === floor.pass && r.scenario.kind === "load" && r.scenario.against === "tally" && r.scenario.transport === f.transport && r.scenario.batch === f.batch && r.scenario.concurrency === f.concurrency,
-    );
+    if (f.kind !== "load" || !againstStub(f)) continue;
+    const tally = results.find((r) => {
+      const t = r.scenario;
+      return r.pass === floor.pass && t.kind === "load" && !againstStub(t) && t.transport === f.transport && t.batch === f.batch && t.concurrency === f.concurrency;
+    });
     const ratio = tally === undefined ? "–" : (tally.median.eventsPerSecond / floor.median.eventsPerSecond).toFixed(2);
     lines.push([floor.pass, tally?.scenario.id ?? "–", tally ? n(tally.median.eventsPerSecond) : "–", n(floor.median.eventsPerSecond), ratio]);
   }
@@ -87,7 +88,7 @@ function latencySection(results: ScenarioResult[]): string {
       ["durability", "against", "offered events/s", "achieved events/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "check"],
       latency.map((r) => {
         const l = r.median.latency;
-        const against = r.scenario.kind === "latency" && r.scenario.against === "stub" ? "stub (floor)" : "tally";
+        const against = againstStub(r.scenario) ? "stub (floor)" : "tally";
         return [r.pass, against, n(r.median.offeredRate ?? 0), n(r.median.eventsPerSecond), ms(l.p50Us), ms(l.p90Us), ms(l.p99Us), ms(l.p999Us), ms(l.maxUs), r.ok ? "ok" : "FAIL"];
       }),
     ),
