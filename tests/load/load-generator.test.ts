@@ -7,6 +7,8 @@ import {
   PublishStreamResponseSchema,
 } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { summarize, type Measurement } from "../../src/cli/bench/measurement.js";
+import { parseHostCpu, stealPercent } from "../../src/cli/bench/proc-usage.js";
+import { toRow } from "../../src/cli/bench/report/rows.js";
 import { allScenarios } from "../../src/cli/bench/scenarios.js";
 import { makeBatches } from "../../src/cli/load/batches.js";
 import { EventCache } from "../../src/cli/load/event-cache.js";
@@ -142,5 +144,33 @@ describe("bench: the reported run", () => {
     const runs = [run(1_000, 30_000), run(3_000, 10_000), run(2_000, 90_000)];
     expect(summarize("full", byId("grpc-b1-c64"), runs).median).toBe(runs[2]);
     expect(summarize("full", byId("latency-grpc-b1"), runs).median).toBe(runs[0]);
+  });
+});
+
+describe("bench: the host's share of the CPU", () => {
+  // Two readings of /proc/stat's aggregate line, 10 s apart on a throttled 2-core VM.
+  const before = "cpu  3958900 0 629836 3775898 237040 0 115482 279808 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+  const after = "cpu  3959100 0 629886 3776148 237040 0 115482 281308 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+
+  it("is the steal ticks over all ticks between two readings of the aggregate line", () => {
+    // 200 user + 50 system + 250 idle + 1,500 steal ticks: 75% stolen.
+    expect(stealPercent(parseHostCpu(before), parseHostCpu(after))).toBe(75);
+  });
+
+  it("is unknown without a steal column or without time between the readings", () => {
+    expect(parseHostCpu("cpu  1 2 3 4\n")).toBeUndefined();
+    expect(parseHostCpu("intr 1 2 3\n")).toBeUndefined();
+    expect(stealPercent(parseHostCpu(before), parseHostCpu(before))).toBeUndefined();
+  });
+
+  it("gets a note naming every run's share once any run's is noticeable", () => {
+    const scenario = allScenarios(true).find((s) => s.id === "grpc-b1-c64")!;
+    const run = (eventsPerSecond: number, hostStealPercent: number): Measurement =>
+      ({ eventsPerSecond, hostStealPercent, latency: new LatencyRecorder().summary(), problems: [] as string[], notes: [] as string[] }) as Measurement;
+    const calm = toRow(summarize("full", scenario, [run(3_000, 2), run(3_100, 4), run(2_900, 3)]));
+    expect(calm.hostStealPercent).toBe(2);
+    expect(calm.notes).not.toMatch(/hypervisor/);
+    const throttled = toRow(summarize("full", scenario, [run(3_000, 2), run(600, 78.4), run(2_900, 3)]));
+    expect(throttled.notes).toMatch(/the hypervisor took 2 \/ 78 \/ 3% of the machine's CPU during these runs/);
   });
 });

@@ -16,6 +16,7 @@ import type { Durability } from "../../config.js";
 import { LatencyRecorder } from "../load/latency.js";
 import { LoaderProcess } from "./loader-client.js";
 import { summarize, type Measurement, type ScenarioResult } from "./measurement.js";
+import { sampleHostCpu, stealPercent } from "./proc-usage.js";
 import { benchProgress } from "./progress.js";
 import { writeReports, reportFiles } from "./report/write.js";
 import { runScenario } from "./run-scenario.js";
@@ -98,6 +99,7 @@ async function main(): Promise<number> {
   }
   const startedAt = new Date();
   const loadAtStart = loadavg()[0]!;
+  const hostAtStart = sampleHostCpu();
   const loader = new LoaderProcess();
   const progress = benchProgress();
   const results: ScenarioResult[] = [];
@@ -111,6 +113,7 @@ async function main(): Promise<number> {
     command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
     seconds: (Date.now() - startedAt.getTime()) / 1000,
     loadAverage: { start: loadAtStart, end: loadavg()[0]! },
+    hostStealPercent: stealPercent(hostAtStart, sampleHostCpu()),
   });
   const total = options.durability.length * scenarios.length;
   let index = 0;

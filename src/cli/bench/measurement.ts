@@ -32,6 +32,12 @@ export interface Measurement {
   serverCpuPercent?: number;
   /** CPU of the load generator while the load ran, % of one core: near 100 means it may be the bottleneck. */
   loaderCpuPercent?: number;
+  /**
+   * Share of the machine's CPU time the hypervisor took while the load ran
+   * (/proc/stat steal), %: on a shared VM this, not the code, can set a run's
+   * pace, so runs with very different steal are not comparable.
+   */
+  hostStealPercent?: number;
   /** Latency runs: the rate offered, events/s. */
   offeredRate?: number;
   /** Growth runs: the rate of each step as the database grew. */

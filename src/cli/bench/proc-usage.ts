@@ -60,6 +60,44 @@ export function cpuPercent(from: ProcSample | undefined, to: ProcSample | undefi
   return (100 * (to.cpuSeconds - from.cpuSeconds)) / ((to.at - from.at) / 1000);
 }
 
+/** The machine's CPU time from /proc/stat's first line, in clock ticks summed over every core. */
+export interface HostCpuSample {
+  totalTicks: number;
+  /**
+   * Time the hypervisor ran something else while this machine's CPUs wanted
+   * to run: on a shared VM it slows every figure without any process here
+   * showing it.
+   */
+  stealTicks: number;
+}
+
+/**
+ * Parses /proc/stat's aggregate line: user nice system idle iowait irq
+ * softirq steal, then guest and guest_nice, which user and nice already
+ * include and so are not added again. Undefined without a steal column.
+ */
+export function parseHostCpu(procStat: string): HostCpuSample | undefined {
+  const line = /^cpu\s+(.*)$/m.exec(procStat)?.[1];
+  const ticks = line?.trim().split(/\s+/).slice(0, 8).map(Number);
+  if (ticks === undefined || ticks.length < 8 || ticks.some((t) => !Number.isFinite(t))) return undefined;
+  return { totalTicks: ticks.reduce((sum, t) => sum + t, 0), stealTicks: ticks[7]! };
+}
+
+/** Reads the machine's CPU time now; undefined where /proc/stat is missing (not Linux). */
+export function sampleHostCpu(): HostCpuSample | undefined {
+  try {
+    return parseHostCpu(readFileSync("/proc/stat", "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The share of the machine's CPU time the hypervisor took between two samples, in percent. */
+export function stealPercent(from: HostCpuSample | undefined, to: HostCpuSample | undefined): number | undefined {
+  if (from === undefined || to === undefined || to.totalTicks <= from.totalTicks) return undefined;
+  return (100 * (to.stealTicks - from.stealTicks)) / (to.totalTicks - from.totalTicks);
+}
+
 /** How often a running process's memory is read: often enough to catch a peak that lasts a second. */
 const samplingMs = 500;
 

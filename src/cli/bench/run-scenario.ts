@@ -7,7 +7,7 @@ import { readStats } from "../load/stats-client.js";
 import { uniqueCount, type WorkloadSpec } from "../load/workload.js";
 import type { LoaderProcess } from "./loader-client.js";
 import { growthFigures, type GrowthFigures, type Measurement } from "./measurement.js";
-import { cpuPercent, sampleAnonPeak, sampleProcess, type ProcSample } from "./proc-usage.js";
+import { cpuPercent, sampleAnonPeak, sampleHostCpu, sampleProcess, stealPercent, type HostCpuSample, type ProcSample } from "./proc-usage.js";
 import { dupRate, growthPlan, type GrowthScenario, type GrowthShape, type LatencyScenario, type LoadScenario, type RawScenario, type Scenario } from "./scenarios.js";
 import { startServer, startStub, type BenchServer } from "./server-process.js";
 import { findMiscounts, inspectDatabase } from "./verify.js";
@@ -73,8 +73,10 @@ async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<
     cache: s.growth === undefined ? "shared" : "fresh",
   });
   const before = sampleProcess(ctx.loader.pid);
+  const hostBefore = sampleHostCpu();
   const results = await ctx.loader.runRaw();
   const after = sampleProcess(ctx.loader.pid);
+  const steal = stealPercent(hostBefore, sampleHostCpu());
   const raw = { sends: 0, distinct: 0, transactions: 0, elapsedSeconds: 0 };
   for (const r of results) for (const key of Object.keys(raw) as (keyof typeof raw)[]) raw[key] += r[key];
   const last = results[results.length - 1]!;
@@ -97,6 +99,7 @@ async function runRaw(s: RawScenario, ctx: RunContext, dbPath: string): Promise<
     statusCodes: { OK: raw.transactions },
     errors: {},
     ...(cpuPercent(before, after) !== undefined && { serverCpuPercent: cpuPercent(before, after)! }),
+    ...(steal !== undefined && { hostStealPercent: steal }),
     problems: findMiscounts({ sends: raw.sends, distinct: raw.distinct, database, failedBatches: 0 }),
     serverLog: [],
     notes,
@@ -127,10 +130,11 @@ function growthNote(shape: GrowthShape, growth: GrowthFigures, stored: number): 
   return `first ${window} stored: ${Math.round(first)} events/s; last ${window} (to ${stored.toLocaleString("en-US")}): ${Math.round(last)} events/s (${(last / first).toFixed(2)}×)`;
 }
 
-/** CPU of the server and the load generator around one timed load run, and the server's memory peak during it. */
+/** CPU of the server, the load generator and the machine around one timed load run, and the server's memory peak during it. */
 interface Usage {
   server: [ProcSample | undefined, ProcSample | undefined];
   loader: [ProcSample | undefined, ProcSample | undefined];
+  host: [HostCpuSample | undefined, HostCpuSample | undefined];
   serverPeakAnonKiB: number | undefined;
 }
 
@@ -138,10 +142,12 @@ async function timedLoad(ctx: RunContext, server: BenchServer, total: number): P
   const anon = sampleAnonPeak(server.pid);
   const server0 = sampleProcess(server.pid);
   const loader0 = sampleProcess(ctx.loader.pid);
+  const host0 = sampleHostCpu();
   const result = await ctx.loader.runLoad((done) => ctx.onProgress(done, total)).finally(() => anon.stop());
   const usage: Usage = {
     server: [server0, sampleProcess(server.pid)],
     loader: [loader0, sampleProcess(ctx.loader.pid)],
+    host: [host0, sampleHostCpu()],
     serverPeakAnonKiB: anon.stop(),
   };
   ctx.onProgress(result.sends, total);
@@ -179,15 +185,21 @@ async function finish(
   return { uniqueStored: database.rows, duplicatesReported: stats.duplicateDropped, peakRssKiB, problems };
 }
 
-/** Server and loader resources over a run: CPU as % of one core, peak anonymous RSS. */
+/** Server and loader resources over a run: CPU as % of one core, peak anonymous RSS; and the machine's CPU the hypervisor took, %. */
 interface Resources {
   serverCpu: number | undefined;
   loaderCpu: number | undefined;
   peakAnonKiB: number | undefined;
+  hostSteal: number | undefined;
 }
 
 function resourcesOf(usage: Usage): Resources {
-  return { serverCpu: cpuPercent(...usage.server), loaderCpu: cpuPercent(...usage.loader), peakAnonKiB: usage.serverPeakAnonKiB };
+  return {
+    serverCpu: cpuPercent(...usage.server),
+    loaderCpu: cpuPercent(...usage.loader),
+    peakAnonKiB: usage.serverPeakAnonKiB,
+    hostSteal: stealPercent(...usage.host),
+  };
 }
 
 function fromLoad(result: LoadResult, resources: Resources, checked: Checked, server: BenchServer, unit: "call" | "stream"): Measurement {
@@ -211,6 +223,7 @@ function fromLoad(result: LoadResult, resources: Resources, checked: Checked, se
     ...(peakAnon !== undefined && { serverPeakAnonRssMiB: peakAnon }),
     ...(resources.serverCpu !== undefined && { serverCpuPercent: resources.serverCpu }),
     ...(resources.loaderCpu !== undefined && { loaderCpuPercent: resources.loaderCpu }),
+    ...(resources.hostSteal !== undefined && { hostStealPercent: resources.hostSteal }),
     problems: checked.problems,
     serverLog: [...server.problems],
     notes: [],
@@ -317,7 +330,8 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
     const spec: LoadSpec = { target: server.url, transport: s.transport, concurrency: s.concurrency };
     const steps: NonNullable<Measurement["growth"]>["steps"] = [];
     const totals = { sends: 0, distinct: 0, accepted: 0, duplicates: 0, conflicts: 0, failedBatches: 0, calls: 0, seconds: 0 };
-    const cpu = { server: 0, loader: 0 };
+    // CPU-seconds (and steal percent-seconds) summed over the steps, weighted by each step's length.
+    const cpu = { server: 0, loader: 0, steal: 0 };
     let peakAnonKiB = 0;
     const statusCodes: Record<string, number> = {};
     const errors: Record<string, number> = {};
@@ -334,6 +348,7 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
       for (const [text, n] of Object.entries(result.errors)) errors[text] = (errors[text] ?? 0) + n;
       cpu.server += ((cpuPercent(...usage.server) ?? 0) * result.elapsedSeconds) / 100;
       cpu.loader += ((cpuPercent(...usage.loader) ?? 0) * result.elapsedSeconds) / 100;
+      cpu.steal += ((stealPercent(...usage.host) ?? 0) * result.elapsedSeconds) / 100;
       peakAnonKiB = Math.max(peakAnonKiB, usage.serverPeakAnonKiB ?? 0);
       steps.push({
         storedBefore,
@@ -351,7 +366,12 @@ async function runGrowth(s: GrowthScenario, ctx: RunContext, dbPath: string): Pr
     const last = steps[steps.length - 1]!;
     const growth = growthFigures(steps);
     const whole: LoadResult = { ...totals, elapsedSeconds: totals.seconds, statusCodes, errors, latency: last.latency };
-    const resources: Resources = { serverCpu: (100 * cpu.server) / totals.seconds, loaderCpu: (100 * cpu.loader) / totals.seconds, peakAnonKiB };
+    const resources: Resources = {
+      serverCpu: (100 * cpu.server) / totals.seconds,
+      loaderCpu: (100 * cpu.loader) / totals.seconds,
+      peakAnonKiB,
+      hostSteal: (100 * cpu.steal) / totals.seconds,
+    };
     return {
       ...fromLoad(whole, resources, checked, server, "stream"),
       growth,

@@ -28,6 +28,7 @@ const columns: [header: string, key: keyof Row][] = [
   ["server_peak_anon_rss_mib", "serverPeakAnonRssMiB"],
   ["server_cpu_pct", "serverCpuPercent"],
   ["loader_cpu_pct", "loaderCpuPercent"],
+  ["host_steal_pct", "hostStealPercent"],
   ["runs_events_per_s", "runsEventsPerSecond"],
   ["check", "check"],
   ["notes", "notes"],

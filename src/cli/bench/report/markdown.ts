@@ -14,6 +14,8 @@ export interface RunInfo {
   seconds: number;
   /** 1-minute load average when the bench started and ended: above the core count, other work competed for the CPU. */
   loadAverage: { start: number; end: number };
+  /** Share of the machine's CPU time the hypervisor took over the whole bench (/proc/stat steal), %; undefined off Linux. */
+  hostStealPercent: number | undefined;
 }
 
 const n = (value: number) => Math.round(value).toLocaleString("en-US");
@@ -123,7 +125,7 @@ function scenarioTables(rows: Row[]): string {
       `### durability ${pass}`,
       "",
       table(
-        ["scenario", "what", "sends", "events/s", "calls/s", "p50 ms", "p99 ms", "latency of", "unique stored", "duplicates", "server RSS MiB (anon)", "server CPU %", "loader CPU %", "check"],
+        ["scenario", "what", "sends", "events/s", "calls/s", "p50 ms", "p99 ms", "latency of", "unique stored", "duplicates", "server RSS MiB (anon)", "server CPU %", "loader CPU %", "host steal %", "check"],
         rows
           .filter((r) => r.pass === pass)
           .map((r) => [
@@ -140,6 +142,7 @@ function scenarioTables(rows: Row[]): string {
             r.serverPeakRssMiB === "" ? "" : `${r.serverPeakRssMiB} (${r.serverPeakAnonRssMiB})`,
             r.serverCpuPercent,
             r.loaderCpuPercent,
+            r.hostStealPercent,
             r.check,
           ]),
       ),
@@ -162,7 +165,7 @@ export function renderMarkdown(info: RunInfo, rows: Row[], results: ScenarioResu
   return [
     "# tally benchmark",
     "",
-    `${info.date} · ${info.quick ? "quick (smoke-check sizes)" : "full size"} · ${info.runs} run${info.runs > 1 ? "s" : ""} per scenario (median shown) · Node ${info.node} · ${info.cpus} · ${info.memoryGiB} GiB · ${Math.round(info.seconds)} s · load average ${info.loadAverage.start.toFixed(1)} at start, ${info.loadAverage.end.toFixed(1)} at end · \`${info.command}\``,
+    `${info.date} · ${info.quick ? "quick (smoke-check sizes)" : "full size"} · ${info.runs} run${info.runs > 1 ? "s" : ""} per scenario (median shown) · Node ${info.node} · ${info.cpus} · ${info.memoryGiB} GiB · ${Math.round(info.seconds)} s · load average ${info.loadAverage.start.toFixed(1)} at start, ${info.loadAverage.end.toFixed(1)} at end${info.hostStealPercent === undefined ? "" : ` · host steal ${Math.round(info.hostStealPercent)}%`} · \`${info.command}\``,
     "",
     failed.length > 0 ? `**${failed.length} scenario(s) FAILED their count check: ${failed.map((r) => `${r.pass}.${r.scenario}`).join(", ")}.**\n` : "Every scenario against tally stored exactly its distinct events and reported every re-send as a duplicate; every stub run answered every call OK.\n",
     "events/s counts acknowledged sends (re-sends included) from the first send to the last acknowledgement. Each scenario ran on a fresh server and database; the load generator is a separate process. The machine is shared and noisy: compare figures from the same run.",
