@@ -148,7 +148,7 @@ describe("bench: the reported run", () => {
 });
 
 describe("bench: the host's share of the CPU", () => {
-  // Two readings of /proc/stat's aggregate line, 10 s apart on a throttled 2-core VM.
+  // /proc/stat as read on the development VM, then 2,000 ticks later as a throttled host leaves it.
   const before = "cpu  3958900 0 629836 3775898 237040 0 115482 279808 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
   const after = "cpu  3959100 0 629886 3776148 237040 0 115482 281308 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
 

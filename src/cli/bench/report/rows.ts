@@ -35,7 +35,7 @@ const round1 = (n: number | undefined): number | "" => (n === undefined ? "" : M
 /**
  * Steal above this share of the machine's CPU in any run gets a note. A few
  * percent is everyday noise on a shared VM; on the development machine it
- * reached 70–90% while the host throttled it, and a loop that takes 20 ms
+ * reached 70–90% while the host throttled it, and a loop that takes 13–22 ms
  * took 0.4–3.6 s.
  */
 const noticeableStealPercent = 10;
