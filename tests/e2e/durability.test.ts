@@ -1,10 +1,12 @@
 import Database from "better-sqlite3";
-import { describe, expect, it } from "vitest";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
 import type { Event } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { PublishResult_Status as Status } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { grpcClient } from "../support/clients.js";
 import { makeEvent } from "../support/events.js";
-import { startServer } from "../support/server.js";
+import { startServer, tempDir } from "../support/server.js";
 
 /** Reads the database file directly, as an operator would with sqlite3. */
 function inspect(dbPath: string) {
@@ -107,5 +109,31 @@ describe("durability across restarts", () => {
     if (response) expect(response.accepted + response.duplicates).toBe(Math.min(unacked.length, 1000));
     expect(await restarted.stop()).toBe(0);
     expectConsistent(server.dbPath);
+  });
+});
+
+describe("durability normal", () => {
+  /** Rows in the database file alone, as a copy without its WAL shows them. */
+  function rowsInMainFile(dbPath: string): number {
+    const copy = join(tempDir(), "main-file-only.db");
+    copyFileSync(dbPath, copy);
+    const db = new Database(copy, { readonly: true });
+    try {
+      const hasTable = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'events'").get() as { n: number };
+      return hasTable.n === 0 ? 0 : (db.prepare("SELECT count(*) AS n FROM events").get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  }
+
+  it("checkpoints the WAL into the database file on a thread of its own while the server runs", async () => {
+    const server = await startServer({ args: ["--durability", "normal"] });
+    const client = grpcClient(server.url);
+    const events = Array.from({ length: 1_000 }, () => makeEvent());
+    for (let i = 0; i < events.length; i += 100) await client.publish({ events: events.slice(i, i + 100) });
+    // The writer's own checkpoint waits for 10,000 WAL pages, which these events come nowhere near.
+    await vi.waitFor(() => expect(rowsInMainFile(server.dbPath)).toBe(events.length), { timeout: 10_000, interval: 50 });
+    expect(await server.stop("SIGTERM")).toBe(0);
+    expect(expectConsistent(server.dbPath)).toHaveLength(events.length);
   });
 });
