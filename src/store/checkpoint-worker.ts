@@ -39,6 +39,5 @@ const timer = setInterval(checkpoint, options.intervalMs);
 port.on("message", () => {
   clearInterval(timer);
   db.close();
-  send({ type: "closed" });
   port.close();
 });

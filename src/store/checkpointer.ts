@@ -7,12 +7,13 @@ export interface CheckpointerOptions {
   intervalMs: number;
 }
 
-export type FromCheckpointer = { type: "failed"; message: string } | { type: "closed" };
+/** The thread speaks only to report a failed checkpoint, once until one succeeds again. */
+export type FromCheckpointer = { type: "failed"; message: string };
 
 /**
  * How often the thread checkpoints. At 1,400 single-event commits a second
- * this syncs about a quarter second of WAL at a time; an idle database costs
- * one read of the WAL index per tick.
+ * this syncs about a quarter second of WAL at a time; on an idle database a
+ * tick finds nothing to copy.
  */
 const checkpointIntervalMs = 250;
 
@@ -27,7 +28,7 @@ export function startCheckpointer(dbPath: string, log: Logger): Checkpointer {
   const worker = new Worker(new URL("./checkpoint-worker.js", import.meta.url), { workerData: options });
   const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
   worker.on("message", (message: FromCheckpointer) => {
-    if (message.type === "failed") log.warn({ detail: message.message }, "checkpoint failed; the WAL is kept and checkpointed later");
+    log.warn({ detail: message.message }, "checkpoint failed; the WAL is kept and checkpointed later");
   });
   worker.on("error", (err) => log.warn({ err }, "checkpoint thread stopped; the writer checkpoints on its own"));
   return {
