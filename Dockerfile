@@ -31,4 +31,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.TALLY_PORT}/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM drains the queue and closes the database; give it the 10 s the server needs.
 STOPSIGNAL SIGTERM
-CMD ["node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "dist/src/app/main.js"]

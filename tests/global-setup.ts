@@ -6,16 +6,17 @@ import { fileURLToPath } from "node:url";
 import { scratchEnv } from "./support/server.js";
 
 /**
- * Tests drive the compiled server as users run it, so build it once before
- * they start. Their databases go under one scratch directory, removed when
- * the run ends, so runs do not pile up files in /tmp.
+ * Tests drive the compiled server (and the compiled bench tools) as users run
+ * them, so both are built once before any test starts. Their databases go
+ * under one scratch directory, removed when the run ends, so runs do not pile
+ * up files in /tmp.
  */
 export default function setup(): () => void {
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "src", "tsconfig.json")], {
-    cwd: root,
-    stdio: "inherit",
-  });
+  const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+  for (const project of [join(root, "src", "tsconfig.json"), join(root, "src", "tools", "tsconfig.json")]) {
+    execFileSync(process.execPath, [tsc, "-p", project], { cwd: root, stdio: "inherit" });
+  }
   const scratch = mkdtempSync(join(tmpdir(), "tally-tests-"));
   process.env[scratchEnv] = scratch;
   return () => {

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { codeName } from "../errors.js";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Grant, Role } from "./access-list.js";
 
 /** At most this many refused topics are spelled out, so a 10,000-event mistake stays readable. */
@@ -70,6 +70,6 @@ export function checkReadAll(grant: Grant, operation: string): void {
  */
 export function logRefusal(log: Logger, err: unknown, grant: Grant | undefined, operation: string): ConnectError {
   const refusal = ConnectError.from(err);
-  log.info({ operation, token: grant?.name, code: codeName(refusal.code), reason: refusal.rawMessage }, "request refused");
+  log.info({ operation, token: grant?.name, code: codeToString(refusal.code), reason: refusal.rawMessage }, "request refused");
   return refusal;
 }

@@ -17,7 +17,7 @@ const minTokenLength = 16;
 /** Well under the 16 KiB header limit, so a valid token always fits in a request. */
 const maxTokenLength = 4096;
 
-/** Topic names are at most 255 characters (validate.ts), so a longer prefix could never match. */
+/** Topic names are at most 255 characters (codec/validate.ts), so a longer prefix could never match. */
 const maxTopicLength = 255;
 
 /** Characters of an RFC 6750 bearer token (b64token), so every token can travel in an HTTP header. */

@@ -1,4 +1,4 @@
-import { OverloadedError, ShuttingDownError } from "../errors.js";
+import { OverloadedError, ShuttingDownError } from "./refusals.js";
 import type { AppendResult, EventRecord, EventStore } from "../store/types.js";
 
 /** Bounds of the work accepted but not yet committed. */

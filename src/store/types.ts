@@ -1,4 +1,10 @@
-/** An event validated and in store form (see event-text.ts): what the writer inserts. */
+/**
+ * How hard a commit is pushed to disk before the ack: `full` survives power
+ * loss, `normal` a crash of tally (README "What an ack guarantees").
+ */
+export type Durability = "full" | "normal";
+
+/** An event validated and in store form (codec/timestamps.ts, codec/canonical-json.ts): what the writer inserts. */
 export interface EventRecord {
   topic: string;
   eventId: string;
@@ -58,10 +64,15 @@ export interface StoreStats {
 
 /**
  * What the service needs from storage. Nothing outside src/store/ knows which
- * implementation runs (a PostgreSQL one for several instances is planned).
+ * implementation runs (a PostgreSQL one for several instances is planned);
+ * tests/store/contract.ts holds the behaviour every implementation must have.
+ * Failures are StoreError (errors.ts).
  */
 export interface EventStore {
-  /** Stores a batch atomically and resolves after it has committed. */
+  /**
+   * Stores a batch atomically and resolves after it has committed, with one
+   * outcome per event in batch order. Counters move in the same transaction.
+   */
   append(records: EventRecord[]): Promise<AppendResult>;
   page(query: EventQuery): Promise<EventPage>;
   stats(): Promise<StoreStats>;

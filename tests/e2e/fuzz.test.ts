@@ -17,7 +17,7 @@ import Database from "better-sqlite3";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PublishRequestSchema, PublishResponseSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
-import { codeName } from "../../src/errors.js";
+import { codeToString as codeName } from "@connectrpc/connect/protocol-connect";
 import { grpcFrame, grpcStatusOf, http1Request, http2Request, type RawResponse } from "../support/raw-http.js";
 import { limitArgs, startServer, type TestServer } from "../support/server.js";
 

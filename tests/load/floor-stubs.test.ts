@@ -12,15 +12,15 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PublishResult_Status } from "../../gen/aggregator/v1/aggregator_pb.js";
-import { makeBatches } from "../../src/cli/load/batches.js";
-import { EventCache } from "../../src/cli/load/event-cache.js";
-import { runLoad, type LoadSpec } from "../../src/cli/load/run-load.js";
-import { RunRecord } from "../../src/cli/load/run-record.js";
-import { buildWorkload } from "../../src/cli/load/workload.js";
+import { makeBatches } from "../../src/tools/load/batches.js";
+import { EventCache } from "../../src/tools/load/event-cache.js";
+import { runLoad, type LoadSpec } from "../../src/tools/load/run-load.js";
+import { RunRecord } from "../../src/tools/load/run-record.js";
+import { buildWorkload } from "../../src/tools/load/workload.js";
 import { grpcClient } from "../support/clients.js";
 import { jsonEvent, makeEvent } from "../support/events.js";
 
-const stubEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "src", "cli", "bench", "stub-server.js");
+const stubEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "tools", "src", "tools", "bench", "stub-server.js");
 
 /** Starts the stub with `args`; resolves with the process and its URL once it says it listens. */
 async function startStub(args: string[]): Promise<{ stub: ChildProcess; url: string }> {

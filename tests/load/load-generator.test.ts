@@ -6,17 +6,17 @@ import {
   PublishResponseSchema,
   PublishStreamResponseSchema,
 } from "../../gen/aggregator/v1/aggregator_pb.js";
-import { summarize, type Measurement } from "../../src/cli/bench/measurement.js";
-import { parseHostCpu, stealPercent } from "../../src/cli/bench/proc-usage.js";
-import { toRow } from "../../src/cli/bench/report/rows.js";
-import { allScenarios } from "../../src/cli/bench/scenarios.js";
-import { makeBatches } from "../../src/cli/load/batches.js";
-import { EventCache } from "../../src/cli/load/event-cache.js";
-import { eventFields, protoEvent, topicNames } from "../../src/cli/load/events.js";
-import { LatencyRecorder } from "../../src/cli/load/latency.js";
-import { encodeEvent, readVarintFields } from "../../src/cli/load/proto-encode.js";
-import { buildWorkload, DistinctCounter } from "../../src/cli/load/workload.js";
-import { canonicalJson } from "../../src/event-text.js";
+import { summarize, type Measurement } from "../../src/tools/bench/measurement.js";
+import { parseHostCpu, stealPercent } from "../../src/tools/bench/proc-usage.js";
+import { toRow } from "../../src/tools/bench/report/rows.js";
+import { allScenarios } from "../../src/tools/bench/scenarios.js";
+import { makeBatches } from "../../src/tools/load/batches.js";
+import { EventCache } from "../../src/tools/load/event-cache.js";
+import { eventFields, protoEvent, topicNames } from "../../src/tools/load/events.js";
+import { LatencyRecorder } from "../../src/tools/load/latency.js";
+import { encodeEvent, readVarintFields } from "../../src/tools/load/proto-encode.js";
+import { buildWorkload, DistinctCounter } from "../../src/tools/load/workload.js";
+import { canonicalJson } from "../../src/codec/canonical-json.js";
 
 const topics = topicNames(4);
 
@@ -41,8 +41,8 @@ describe("load generator: events", () => {
     const events = Array.from({ length: 64 }, (_, i) => eventFields(1, i, topics));
     expect(new Set(events.map((e) => e.topic)).size).toBe(4);
     expect(new Set(events.map((e) => e.source)).size).toBe(4);
-    for (const e of events) expect(canonicalJson(e.payload, 64).length).toBeGreaterThan(120);
-    for (const e of events) expect(canonicalJson(e.payload, 64).length).toBeLessThan(180);
+    for (const e of events) expect(canonicalJson(e.payload).length).toBeGreaterThan(120);
+    for (const e of events) expect(canonicalJson(e.payload).length).toBeLessThan(180);
   });
 });
 

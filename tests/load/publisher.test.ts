@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../support/server.js";
 
 const run = promisify(execFile);
-const publisherEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "src", "cli", "publisher.js");
+const publisherEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "tools", "src", "tools", "publisher.js");
 
 let server: TestServer;
 beforeAll(async () => {

@@ -3,11 +3,11 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { serverNodeFlags } from "../../src/node-flags.js";
+import { serverNodeFlags } from "../../src/app/node-flags.js";
 import { fileURLToPath } from "node:url";
 
 /** The compiled server entry point; tests/global-setup.ts builds it before any test runs. */
-export const serverEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "src", "main.js");
+export const serverEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "src", "app", "main.js");
 
 /** A real tally server process on a real port with a real SQLite file. */
 export interface TestServer {

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, defaults, loadConfig } from "../../src/config.js";
+import { ConfigError, defaults, loadConfig } from "../../src/app/config.js";
 import { tempDir } from "../support/server.js";
 
 const dir = tempDir("tally-auth-config-");

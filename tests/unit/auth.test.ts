@@ -1,12 +1,11 @@
-import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { EventSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { Grant } from "../../src/auth/access-list.js";
-import { publishedEvents } from "../../src/auth/interceptor.js";
+import { accessRules } from "../../src/auth/access-rules.js";
+import { Gate, unadmitted } from "../../src/auth/gate.js";
 import { checkPublishTopics, checkReadAll, checkReadTopic, requireRole } from "../../src/auth/policy.js";
 import { TokenFileError, parseTokenFile } from "../../src/auth/token-file.js";
-import { makeEvent } from "../support/events.js";
 
 const ingestToken = "ingest-0123456789abcdef";
 const readerToken = "reader-0123456789abcdef";
@@ -116,18 +115,56 @@ describe("access rules", () => {
   });
 });
 
-describe("topics of a publish message", () => {
-  it("are read from decoded events and from the raw bytes of the binary fast path alike", () => {
-    const decoded = [makeEvent({ topic: "orders.eu" }), makeEvent({ topic: "billing" })];
-    expect(publishedEvents(decoded).map((e) => e?.topic)).toEqual(["orders.eu", "billing"]);
-    const raw = decoded.map((e) => toBinary(EventSchema, e));
-    expect(publishedEvents(raw).map((e) => e?.topic)).toEqual(["orders.eu", "billing"]);
-    // Undecodable bytes are left to validation, which refuses the batch whole.
-    expect(publishedEvents([raw[0]!, Uint8Array.from([0xff, 0xff])]).map((e) => e?.topic)).toEqual(["orders.eu", undefined]);
+describe("the gate", () => {
+  const silent = pino({ level: "silent" });
+  const on = new Gate(parseTokenFile(tokenFile), silent);
+  const off = new Gate(null, silent);
+  const admit = (gate: Gate, operation: string, token?: string, topicFilter = "") =>
+    gate.admit({ operation, label: operation, authorization: token === undefined ? undefined : `Bearer ${token}`, topicFilter });
+
+  it("refuses an operation without an access rule, with authentication on or off", () => {
+    for (const gate of [on, off]) {
+      const err = refusal(() => admit(gate, "GET /not-in-the-table", ingestToken));
+      expect(err.code).toBe(Code.PermissionDenied);
+      expect(err.rawMessage).toBe("GET /not-in-the-table has no access rule");
+    }
   });
 
-  it("refuse any other shape rather than let it pass unchecked", () => {
-    expect(refusal(() => publishedEvents([{ name: "x" }])).code).toBe(Code.PermissionDenied);
-    expect(refusal(() => publishedEvents(["orders.eu"])).code).toBe(Code.PermissionDenied);
+  it("lets anyone through to open operations, and everyone when authentication is off", () => {
+    expect(admit(on, "GET /health").name).toBeUndefined();
+    expect(admit(on, "grpc.health.v1.Health/Watch").name).toBeUndefined();
+    expect(admit(off, "POST /publish").name).toBeUndefined();
+    expect(() => admit(off, "POST /publish").authorizePublish([{ topic: "anything" }])).not.toThrow();
+  });
+
+  it("asks for a token, the rule's role, and for reads a topic filter within the token's topics", () => {
+    expect(refusal(() => admit(on, "POST /publish")).code).toBe(Code.Unauthenticated);
+    expect(refusal(() => admit(on, "POST /publish", readerToken)).code).toBe(Code.PermissionDenied);
+    expect(admit(on, "aggregator.v1.AggregatorService/Stats", readerToken).name).toBe("reader");
+    expect(refusal(() => admit(on, "GET /events", ingestToken, "orders.eu")).rawMessage).toMatch(/lacks the "read" role/);
+  });
+
+  it("hands the pipeline a caller that checks each decoded topic of a topic-limited token", () => {
+    const caller = admit(on, "aggregator.v1.AggregatorService/Publish", ingestToken);
+    expect(caller.name).toBe("ingest");
+    expect(() => caller.authorizePublish([{ topic: "orders.eu" }, undefined, { topic: "billing.us" }])).not.toThrow();
+    expect(refusal(() => caller.authorizePublish([{ topic: "orders.eu" }, { topic: "audit" }])).rawMessage).toContain('events[1].topic "audit"');
+  });
+
+  it("refuses every publish of a call that never passed the gate", () => {
+    expect(refusal(() => unadmitted.authorizePublish([])).code).toBe(Code.PermissionDenied);
+  });
+
+  it("has a rule for every RPC of every service the server registers", async () => {
+    const { AggregatorService } = await import("../../gen/aggregator/v1/aggregator_pb.js");
+    const { Health } = await import("../../gen/grpc/health/v1/health_pb.js");
+    for (const service of [AggregatorService, Health]) {
+      for (const method of service.methods) expect(accessRules.has(`${service.typeName}/${method.name}`), method.name).toBe(true);
+    }
+  });
+
+  it("has a rule for every REST route", async () => {
+    const { restRoutes } = await import("../../src/rest/routes.js");
+    for (const route of restRoutes({} as never)) expect(accessRules.has(`${route.method} ${route.path}`), route.path).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, defaults, loadConfig } from "../../src/config.js";
+import { ConfigError, defaults, loadConfig } from "../../src/app/config.js";
 
 describe("loadConfig", () => {
   it("uses the defaults when nothing is given", () => {

@@ -1,0 +1,102 @@
+/**
+ * The rules every payload must follow, whichever decoder read it: the JSON
+ * walker (canonical-json.ts, for REST and Connect JSON) and the protobuf
+ * binary decoder (wire-events.ts) both call these, so a payload refused over
+ * one protocol is refused over every other, with the same words. A rule
+ * changed here changes for every front door at once, which is the point:
+ * the canonical payload text is dedup identity.
+ */
+
+/**
+ * Payloads nest at most this deep. Real events nest a handful of levels; a
+ * limit keeps a hostile 10,000-level payload from exhausting the stack. And a
+ * stored payload must stay readable by every client: in protobuf binary each
+ * JSON level is two nested messages (Struct or ListValue, then Value), and
+ * decoders stop at 100 nested messages (protobuf-es, C++, Java, upb in
+ * Python), so from about 49 levels on gRPC and Connect binary clients could
+ * neither send such a payload nor read an Events page holding one. 32 keeps a
+ * wide margin below that.
+ */
+export const maxPayloadDepth = 32;
+
+/** A path into a payload quoted in a violation is cut here: payload keys can be long. */
+const maxQuotedPath = 120;
+
+/** A lone UTF-16 surrogate: JSON.parse lets it through, but protobuf's UTF-8 strings cannot carry it. */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Whether text holds a lone surrogate (not valid UTF-8); identifiers are refused for it too (validate.ts). */
+export function hasLoneSurrogate(text: string): boolean {
+  return loneSurrogate.test(text);
+}
+
+/**
+ * A payload broke a rule. Walkers throw it at the first problem in document
+ * order and add their step to its path as it passes each level on the way
+ * out, so nothing is allocated for the path unless there is a problem.
+ */
+export class PayloadRuleError extends Error {
+  private readonly reversedPath: string[] = [];
+
+  constructor(private readonly describe: (at: string) => string) {
+    super("payload rule broken");
+  }
+
+  /** Adds the step into the member or element the problem is in (".key" or "[3]"), innermost first. */
+  within(step: string): this {
+    this.reversedPath.push(step);
+    return this;
+  }
+
+  /** What validation reports for field "payload". */
+  get description(): string {
+    const path = `payload${[...this.reversedPath].reverse().join("")}`;
+    return this.describe(path.length > maxQuotedPath ? `${path.slice(0, maxQuotedPath)}…` : path);
+  }
+}
+
+/** Rethrows err with the step added to its path when it is a broken rule; as it is otherwise. */
+export function withinStep(err: unknown, step: string): unknown {
+  return err instanceof PayloadRuleError ? err.within(step) : err;
+}
+
+/** The step into a member of an object, as it is written in a path. */
+export function memberStep(key: string): string {
+  return `.${key}`;
+}
+
+/** The step into an element of an array, as it is written in a path. */
+export function elementStep(index: number): string {
+  return `[${index}]`;
+}
+
+/** A container (object or array) at `depth` (the payload itself is 1) must not be deeper than the limit. */
+export function checkDepth(depth: number): void {
+  if (depth > maxPayloadDepth) throw new PayloadRuleError(() => `is nested deeper than ${maxPayloadDepth} levels`);
+}
+
+/** JSON has no NaN or Infinity. */
+export function checkNumber(value: number): void {
+  if (Number.isFinite(value)) return;
+  // JSON text such as 1e400 parses to Infinity: say where it came from.
+  const origin = Number.isNaN(value) ? "" : " (numbers beyond ±1.8e308 overflow to it)";
+  throw new PayloadRuleError(() => `contains ${value}, which JSON cannot represent${origin}`);
+}
+
+/**
+ * A key must be valid UTF-8, and must not be "__proto__": protobuf-es keeps a
+ * Struct's fields in a plain object, where that key sets the prototype and is
+ * dropped without a word. Stored without it, a re-send differing only there
+ * would be reported DUPLICATE; so it is refused, on every path that sees it.
+ */
+export function checkKey(key: string): void {
+  if (key === "__proto__") {
+    throw new PayloadRuleError((at) => `has the key "__proto__" at ${at}, which protobuf decoding would drop silently; rename it`);
+  }
+  if (hasLoneSurrogate(key)) throw new PayloadRuleError((at) => `has a key with an unpaired surrogate (not valid UTF-8) at ${at}`);
+}
+
+/** A string value must be valid UTF-8, or protobuf clients could not read it back. */
+export function checkString(value: string): void {
+  if (hasLoneSurrogate(value)) throw new PayloadRuleError((at) => `has a string with an unpaired surrogate (not valid UTF-8) at ${at}`);
+}

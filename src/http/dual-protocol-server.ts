@@ -1,0 +1,271 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type stream from "node:stream";
+import tls from "node:tls";
+import { json } from "../answers/render.js";
+import type { TlsMaterial } from "../app/config.js";
+import { lingerAfterEarlyAnswer, resetAfterEarlyAnswer } from "./early-answers.js";
+
+/** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
+const http2PrefaceStart = Buffer.from("PRI ");
+
+/** Per-stream flow-control window we grant clients. Big enough for a 500-event batch in flight, small enough that a paused stream holds little memory. */
+const streamWindowBytes = 1024 * 1024;
+
+/**
+ * Connection-level window. Node's default 64 KiB throttles large unary
+ * requests (raising it took 1,000-event unary calls from 84k to 150k events/s); the
+ * per-stream window still bounds what one paused stream can buffer.
+ */
+const connectionWindowBytes = 16 * 1024 * 1024;
+
+/** Header block limit for both protocols; gRPC's usual 8 KiB plus room for auth tokens. */
+const maxHeaderBytes = 16 * 1024;
+
+/** Streams one HTTP/2 connection may run at once. */
+const maxConcurrentStreams = 1000;
+
+/** An HTTP/1.1 request's headers must arrive within this time, or the request within requestTimeoutMs if that is shorter (slowloris). */
+const http1HeadersTimeoutMs = 20_000;
+
+/**
+ * How often Node checks HTTP/1.1 requests against the timeouts above. The
+ * check walks every open connection, cheap at our connection cap; it also
+ * bounds how late a timeout can fire.
+ */
+const connectionsCheckingIntervalMs = 1_000;
+
+/** A client that has not finished its TLS handshake by then is holding a connection slot for nothing. */
+const tlsHandshakeTimeoutMs = 10_000;
+
+/**
+ * Streams that are meant to stay open and quiet: health Watch sends only on
+ * a change, so it is exempt from the per-stream inactivity timeout.
+ */
+const longLivedPaths = new Set(["/grpc.health.v1.Health/Watch"]);
+
+/**
+ * Answers an HTTP/1.1 request Node could not parse with a JSON body that says
+ * why (Node's default is a bare status line), then closes the connection.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: stream.Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, body] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", { code: "resource_exhausted", message: `request headers exceed the ${maxHeaderBytes}-byte limit` }]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", { code: "deadline_exceeded", message: "the request did not arrive in time" }]
+        : [400, "Bad Request", { code: "invalid_argument", message: "malformed HTTP/1.1 request" }];
+  const answer = json(status, body, { connection: "close" });
+  const head = Object.entries(answer.headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 ${status} ${reason}\r\n${head.join("")}\r\n`, "latin1"), answer.body!]));
+}
+
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+/** How one port is served and what each connection may hold; see Config for the meaning of each. */
+export interface ServerOptions {
+  maxConnections: number;
+  idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Serve TLS only (HTTP/2 or HTTP/1.1 by ALPN) with this certificate; null for cleartext. */
+  tls: TlsMaterial | null;
+}
+
+/** One TCP port serving HTTP/2 and HTTP/1.1 with the same handler: cleartext (h2c) or TLS. */
+export interface DualProtocolServer {
+  /** The listening server (a tls.Server when TLS is on). */
+  tcp: net.Server;
+  /** Stops accepting connections and starts draining: open ones stay until closed. */
+  stopAccepting(): void;
+  /** Sends HTTP/2 GOAWAY; HTTP/1.1 connections close after their next answer. In-flight requests may finish. */
+  closeConnectionsGracefully(): void;
+  /** Resolves when no connection is open. */
+  allClosed(): Promise<void>;
+  /** Tears down every connection now. */
+  destroyConnections(): void;
+}
+
+/** tally's HTTP/1.1 settings apart from its timeouts; the bench's REST floor (tools/bench/stub-server.ts) serves with the same. */
+export const http1ServerSettings: http.ServerOptions = { maxHeaderSize: maxHeaderBytes, noDelay: true };
+
+/** tally's HTTP/2 settings; the bench's latency floor (tools/bench/stub-server.ts) serves with the same. */
+export const http2ServerSettings: http2.ServerOptions = {
+  settings: { initialWindowSize: streamWindowBytes, maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
+  maxSessionMemory: 64,
+};
+
+/**
+ * Cleartext: Node's h2c server cannot fall back to HTTP/1.1 (that needs TLS
+ * ALPN), and curl, browsers' fetch polyfills and the older REST clients speak
+ * HTTP/1.1. So a plain TCP server looks at the first bytes of each connection
+ * and hands the socket to an HTTP/2 or an HTTP/1.1 server sharing one handler.
+ *
+ * TLS: one http2 secure server with ALPN offering h2 and http/1.1, so gRPC,
+ * Connect and browsers share the port, and nothing is served in cleartext.
+ */
+export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
+  // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
+  const handler: RequestHandler = (req, res) => {
+    if (req.httpVersionMajor === 2) resetAfterEarlyAnswer(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    else lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
+    handle(req, res);
+  };
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const onAllClosed: (() => void)[] = [];
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      if (sockets.size === 0) for (const resolve of onAllClosed.splice(0)) resolve();
+    });
+  };
+  let draining = false;
+  /**
+   * HTTP/1.1 limits per request, and while draining "Connection: close" on
+   * every answer, so clients stop reusing connections: closing an idle
+   * keep-alive connection instead races with a request written to it, which
+   * then gets no answer at all rather than a clean refusal.
+   */
+  const onHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    limitHttp1Request(req, options);
+    if (draining) res.setHeader("connection", "close");
+  };
+  const onSession = (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+    session.on("error", () => undefined);
+    session.setLocalWindowSize(connectionWindowBytes);
+    limitSession(session, options);
+  };
+
+  let tcp: net.Server;
+  let stopListening: () => void;
+  if (options.tls !== null) {
+    const secure = http2.createSecureServer(
+      { ...http2ServerSettings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
+      handler,
+    );
+    // With allowHTTP1, Node serves HTTP/1.1 through this server's own fields, and leaves keep-alive unset.
+    Object.assign(secure, { maxHeaderSize: maxHeaderBytes, ...http1Timeouts(options) });
+    secure.on("connection", track);
+    secure.on("session", onSession);
+    // Before the handler, so the headers set there are in place when it answers.
+    secure.prependListener("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+      if (req.httpVersionMajor === 1) onHttp1Request(req as http.IncomingMessage, res as http.ServerResponse);
+    });
+    tcp = secure;
+    // Http2SecureServer.close() would also close idle HTTP/1.1 connections at
+    // once (see onHttp1Request); the plain TLS server's close() only stops listening.
+    stopListening = () => tls.Server.prototype.close.call(secure);
+  } else {
+    const h2 = http2.createServer(http2ServerSettings, handler);
+    h2.on("session", onSession);
+    const plain = http.createServer({ ...http1ServerSettings, ...http1Timeouts(options) }, handler);
+    plain.prependListener("request", onHttp1Request);
+    plain.on("clientError", answerClientError);
+    tcp = net.createServer({ noDelay: true }, (socket) => {
+      track(socket);
+      socket.on("error", () => socket.destroy());
+      // Until its first bytes arrive a connection belongs to neither server, so
+      // neither's timeouts apply: one that sends nothing is idle, and closed as such.
+      const silent = () => socket.destroy();
+      socket.setTimeout(options.idleTimeoutMs, silent);
+      socket.once("data", (first: Buffer) => {
+        socket.setTimeout(0);
+        socket.off("timeout", silent);
+        // Put the bytes back and hand the socket over. HTTP/2 reads what is
+        // buffered itself and must find the stream paused; HTTP/1.1 listens
+        // for 'data' and needs it flowing again.
+        socket.pause();
+        socket.unshift(first);
+        const head = first.subarray(0, http2PrefaceStart.length);
+        if (head.equals(http2PrefaceStart.subarray(0, head.length))) {
+          h2.emit("connection", socket);
+        } else {
+          plain.emit("connection", socket);
+          socket.resume();
+        }
+      });
+    });
+    // Node enforces headersTimeout/requestTimeout once a server emits
+    // 'listening'. This one never listens itself: the TCP server hands it sockets.
+    tcp.on("listening", () => plain.emit("listening"));
+    stopListening = () => tcp.close();
+  }
+  tcp.maxConnections = options.maxConnections;
+
+  return {
+    tcp,
+    stopAccepting() {
+      draining = true;
+      stopListening();
+    },
+    closeConnectionsGracefully() {
+      // GOAWAY tells an HTTP/2 client which streams were not processed: a clean
+      // refusal. HTTP/1.1 has no such thing, so its connections close after
+      // their next answer (onHttp1Request), or are cut with the rest at the end.
+      for (const session of sessions) session.close();
+    },
+    allClosed: () => (sockets.size === 0 ? Promise.resolve() : new Promise((resolve) => onAllClosed.push(resolve))),
+    destroyConnections() {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+function http1Timeouts(options: ServerOptions) {
+  return {
+    requestTimeout: options.requestTimeoutMs,
+    headersTimeout: Math.min(http1HeadersTimeoutMs, options.requestTimeoutMs),
+    keepAliveTimeout: options.idleTimeoutMs,
+    connectionsCheckingInterval: connectionsCheckingIntervalMs,
+  };
+}
+
+/**
+ * An HTTP/1.1 request whose socket goes quiet for requestTimeoutMs (a client
+ * that stops sending, or stops reading the answer) is cut off. Node resets
+ * the socket timeout on each request, and sets keep-alive's after it.
+ */
+function limitHttp1Request(req: http.IncomingMessage, options: ServerOptions): void {
+  req.socket.setTimeout(longLivedPaths.has(pathOf(req.url)) ? 0 : options.requestTimeoutMs);
+}
+
+/**
+ * HTTP/2 limits per connection: a stream on which nothing moves either way
+ * for requestTimeoutMs (a stream that never ends, a client that never reads)
+ * is reset, releasing what it holds; a session without open streams for
+ * idleTimeoutMs is closed with GOAWAY. Idle is counted by open streams,
+ * not by frames, so keep-alive PINGs do not hold an unused connection open.
+ */
+function limitSession(session: http2.ServerHttp2Session, options: ServerOptions): void {
+  let open = 0;
+  let idle: NodeJS.Timeout | undefined;
+  const startIdle = () => {
+    idle = setTimeout(() => session.close(), options.idleTimeoutMs);
+    idle.unref();
+  };
+  startIdle();
+  session.on("close", () => clearTimeout(idle));
+  session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    open++;
+    clearTimeout(idle);
+    stream.on("close", () => {
+      if (--open === 0 && !session.closed && !session.destroyed) startIdle();
+    });
+    if (!longLivedPaths.has(pathOf(headers[":path"]))) {
+      stream.setTimeout(options.requestTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
+    }
+  });
+}
+
+function pathOf(url: string | undefined): string {
+  return (url ?? "").split("?", 1)[0]!;
+}

@@ -1,0 +1,80 @@
+import type { Caller } from "../auth/caller.js";
+import type { DecodedBatch } from "../codec/decoded-batch.js";
+import { validateBatch, type ValidationLimits } from "../codec/validate.js";
+import { ValidationError } from "../codec/violations.js";
+import { AppendStatus, type AppendResult } from "../store/types.js";
+import { PublishStream } from "./publish-stream.js";
+import type { IngestQueue } from "./queue.js";
+
+/** What one committed batch came to. */
+export interface BatchOutcome extends AppendResult {
+  accepted: number;
+  duplicates: number;
+  conflicts: number;
+}
+
+/**
+ * The one publish path behind every front door (REST, Connect JSON and
+ * binary, gRPC-Web, the lean unary gRPC path, PublishStream). A front door
+ * decodes its request into a DecodedBatch and hands it here with the caller
+ * the gate admitted; from then on every request is treated alike:
+ * authorize on the decoded topics, validate, queue, wait for the commit,
+ * summarize.
+ */
+export class PublishPipeline {
+  /** Events refused as invalid since start, for Stats. */
+  rejectedInvalid = 0;
+
+  constructor(
+    private readonly queue: IngestQueue,
+    private readonly limits: ValidationLimits,
+  ) {}
+
+  /** Events allowed in one batch, for decoders that refuse an oversized batch before decoding it. */
+  get maxBatch(): number {
+    return this.limits.maxBatch;
+  }
+
+  /** Publishes one request, refusing at once (OverloadedError) when the queue is full; resolves after the commit. */
+  async publish(batch: DecodedBatch, caller: Caller): Promise<BatchOutcome> {
+    caller.authorizePublish(batch.events);
+    const { records, bytes } = this.validate(batch);
+    return summarize(await this.queue.submit(records, bytes));
+  }
+
+  /** Starts a PublishStream: its messages are fed one by one, each through the same steps as a request. */
+  openStream(caller: Caller, signal: AbortSignal): PublishStream {
+    return new PublishStream({
+      admit: (batch, message) => {
+        caller.authorizePublish(batch.events, `stream message ${message}`, `messages[${message}].`);
+        return this.validate(batch);
+      },
+      enqueue: async (records, bytes) => {
+        const { committed } = await this.queue.submitWhenRoom(records, bytes, signal);
+        return { committed: committed.then(summarize) };
+      },
+    });
+  }
+
+  private validate(batch: DecodedBatch) {
+    try {
+      return validateBatch(batch, this.limits);
+    } catch (err) {
+      if (err instanceof ValidationError) this.rejectedInvalid += Math.max(batch.events.length, 1);
+      throw err;
+    }
+  }
+}
+
+/** Counts each outcome of a committed batch. */
+export function summarize(result: AppendResult): BatchOutcome {
+  let accepted = 0;
+  let duplicates = 0;
+  let conflicts = 0;
+  for (const status of result.statuses) {
+    if (status === AppendStatus.accepted) accepted++;
+    else if (status === AppendStatus.duplicate) duplicates++;
+    else conflicts++;
+  }
+  return { statuses: result.statuses, seqs: result.seqs, accepted, duplicates, conflicts };
+}

@@ -1,0 +1,118 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { json, type Rendered } from "../answers/render.js";
+import { ServingStatus, type HealthState } from "../app/health-state.js";
+import { decodeJsonBody } from "../codec/json-events.js";
+import { textToRfc3339 } from "../codec/timestamps.js";
+import { readBody } from "../http/body.js";
+import { HttpRefusal, type HttpRoute, type RouteContext } from "../http/route-table.js";
+import type { PublishPipeline } from "../ingest/pipeline.js";
+import type { Reads } from "../read/reads.js";
+import { AppendStatus, type StoredEventRow } from "../store/types.js";
+import { eventQuery } from "./query.js";
+
+/** What the REST routes translate to; built once by the server. */
+export interface RestCore {
+  pipeline: PublishPipeline;
+  reads: Reads;
+  health: HealthState;
+  /** Largest POST /publish body. */
+  maxBodyBytes: number;
+}
+
+/** Names REST clients read for each outcome. */
+const statusNames: Record<number, string> = {
+  [AppendStatus.accepted]: "ACCEPTED",
+  [AppendStatus.duplicate]: "DUPLICATE",
+  [AppendStatus.conflict]: "CONFLICT",
+};
+
+/** Content types /publish reads as JSON: curl -d sends form-urlencoded unless told otherwise. */
+const jsonishContentType = /^(application\/json|application\/[\w.+-]+\+json|text\/plain|application\/x-www-form-urlencoded)\s*(;|$)/i;
+
+/**
+ * The seed-style REST routes of the older services (README, "REST routes"),
+ * as a thin translation onto the same pipeline and read side as the RPCs.
+ * They keep the JSON shapes and statuses those clients read.
+ */
+export function restRoutes(core: RestCore): HttpRoute[] {
+  return [
+    { method: "POST", path: "/publish", handle: (req, context) => publish(core, req, context) },
+    { method: "GET", path: "/events", handle: async (_req, { query }) => json(200, await events(core, query)) },
+    { method: "GET", path: "/stats", handle: async () => json(200, await stats(core)) },
+    { method: "GET", path: "/health", handle: async () => health(core) },
+  ];
+}
+
+async function publish(core: RestCore, req: Parameters<HttpRoute["handle"]>[0], { caller }: RouteContext): Promise<Rendered> {
+  const contentType = req.headers["content-type"];
+  if (contentType !== undefined && !jsonishContentType.test(contentType)) {
+    throw new HttpRefusal(new ConnectError(`content-type ${contentType} is not supported; send application/json`, Code.InvalidArgument), { status: 415 });
+  }
+  const text = (await readBody(req, core.maxBodyBytes)).toString("utf8");
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new ConnectError(`body is not valid JSON: ${(err as Error).message}`, Code.InvalidArgument);
+  }
+  const outcome = await core.pipeline.publish(decodeJsonBody(body, core.pipeline.maxBatch), caller);
+  return json(200, {
+    received: outcome.statuses.length,
+    accepted: outcome.accepted,
+    duplicates: outcome.duplicates,
+    conflicts: outcome.conflicts,
+    results: Array.from(outcome.statuses, (status, i) => ({ status: statusNames[status], seq: outcome.seqs[i] })),
+  });
+}
+
+async function events(core: RestCore, params: URLSearchParams) {
+  const query = eventQuery(params);
+  const page = await core.reads.page(query);
+  return {
+    events: page.events.map(restEvent),
+    count: page.events.length,
+    next_cursor: page.events.at(-1)?.seq ?? query.afterSeq,
+    has_more: page.hasMore,
+  };
+}
+
+function restEvent(row: StoredEventRow) {
+  return {
+    seq: row.seq,
+    topic: row.topic,
+    event_id: row.eventId,
+    timestamp: textToRfc3339(row.ts),
+    source: row.source,
+    payload: JSON.parse(row.payload) as unknown,
+    received_at: row.receivedAt,
+  };
+}
+
+async function stats(core: RestCore) {
+  const s = await core.reads.stats();
+  return {
+    received: s.received,
+    unique_processed: s.uniqueProcessed,
+    duplicate_dropped: s.duplicateDropped,
+    conflicts: s.conflicts,
+    // The older clients read topics as a list of names; counts are beside it.
+    topics: s.topics.map((t) => t.name),
+    topic_counts: Object.fromEntries(s.topics.map((t) => [t.name, t.count])),
+    uptime_seconds: s.uptimeSeconds,
+    started_at: s.startedAt.toISOString(),
+    queue_events: s.queue.events,
+    queue_bytes: s.queue.bytes,
+    rejected_invalid: s.rejectedInvalid,
+    rejected_overload: s.rejectedOverload,
+  };
+}
+
+function health(core: RestCore): Rendered {
+  const serving = core.health.status === ServingStatus.SERVING;
+  return json(serving ? 200 : 503, {
+    status: serving ? "healthy" : "shutting_down",
+    timestamp: new Date().toISOString(),
+    uptime_seconds: core.reads.uptimeSeconds(),
+    queue_events: core.reads.queuedEvents,
+  });
+}

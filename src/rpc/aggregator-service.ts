@@ -1,0 +1,120 @@
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import {
+  AggregatorService,
+  EventsResponseSchema,
+  PublishResponseSchema,
+  PublishResultSchema,
+  PublishStreamResponseSchema,
+  StatsResponseSchema,
+  StoredEventSchema,
+  type Event,
+  type EventsRequest,
+} from "../../gen/aggregator/v1/aggregator_pb.js";
+import type { DecodedBatch } from "../codec/decoded-batch.js";
+import { decodeMessageEvents } from "../codec/message-events.js";
+import { textToTimestamp, timestampToText } from "../codec/timestamps.js";
+import { callerOf } from "../auth/interceptor.js";
+import type { BatchOutcome, PublishPipeline } from "../ingest/pipeline.js";
+import type { Reads } from "../read/reads.js";
+import type { StoredEventRow } from "../store/types.js";
+import { untilAborted } from "./stream-messages.js";
+
+/** What the RPC handlers translate to; built once by the server. */
+export interface RpcCore {
+  pipeline: PublishPipeline;
+  reads: Reads;
+}
+
+/** Turns the events field of a publish message, as this route's codec left it, into a decoded batch. */
+export type EventsDecoder<T> = (events: T) => DecodedBatch;
+
+/** The PublishResponse of a committed batch. */
+export function publishResponse(outcome: BatchOutcome) {
+  const results = new Array(outcome.statuses.length);
+  for (let i = 0; i < results.length; i++) {
+    results[i] = create(PublishResultSchema, { status: outcome.statuses[i]!, seq: BigInt(outcome.seqs[i]!) });
+  }
+  return create(PublishResponseSchema, { accepted: outcome.accepted, duplicates: outcome.duplicates, conflicts: outcome.conflicts, results });
+}
+
+/**
+ * Publish and PublishStream over one decoding of their events: protobuf-es's
+ * (every protocol and codec), or each event's raw bytes decoded by
+ * codec/wire-events.ts on the binary fast path (raw-events-service.ts). They
+ * only translate: decode, hand to the pipeline with the admitted caller, and
+ * map the outcome.
+ */
+export function publishHandlers<T>(pipeline: PublishPipeline, decode: EventsDecoder<T>) {
+  return {
+    async publish(req: { events: T }, ctx: HandlerContext) {
+      return publishResponse(await pipeline.publish(decode(req.events), callerOf(ctx.values)));
+    },
+
+    async publishStream(messages: AsyncIterable<{ events: T }>, ctx: HandlerContext) {
+      const stream = pipeline.openStream(callerOf(ctx.values), ctx.signal);
+      try {
+        for await (const message of untilAborted(messages, ctx.signal)) await stream.feed(decode(message.events));
+      } finally {
+        // Messages already queued commit whatever happens to the stream; answer only after them.
+        await stream.settle();
+      }
+      return create(PublishStreamResponseSchema, stream.result());
+    },
+  };
+}
+
+function storedEvent(row: StoredEventRow) {
+  return create(StoredEventSchema, {
+    seq: BigInt(row.seq),
+    topic: row.topic,
+    eventId: row.eventId,
+    timestamp: textToTimestamp(row.ts),
+    source: row.source,
+    payload: JSON.parse(row.payload) as JsonObject,
+    receivedAt: timestampFromMs(Date.parse(row.receivedAt)),
+  });
+}
+
+/** The AggregatorService handlers of the standard routes (every codec; binary publish takes the fast path). */
+export function aggregatorRoutes({ pipeline, reads }: RpcCore) {
+  return (router: ConnectRouter) =>
+    router.service(AggregatorService, {
+      ...publishHandlers<Event[]>(pipeline, decodeMessageEvents),
+
+      async events(req: EventsRequest) {
+        const page = await reads.page({
+          afterSeq: Number(req.afterSeq),
+          limit: req.limit,
+          ...(req.topic !== "" && { topic: req.topic }),
+          ...(req.source !== "" && { source: req.source }),
+          ...(req.since !== undefined && { since: timestampToText(req.since) }),
+          ...(req.until !== undefined && { until: timestampToText(req.until) }),
+        });
+        const last = page.events.at(-1);
+        return create(EventsResponseSchema, {
+          events: page.events.map(storedEvent),
+          nextCursor: last === undefined ? req.afterSeq : BigInt(last.seq),
+          hasMore: page.hasMore,
+        });
+      },
+
+      async stats() {
+        const stats = await reads.stats();
+        return create(StatsResponseSchema, {
+          received: BigInt(stats.received),
+          uniqueProcessed: BigInt(stats.uniqueProcessed),
+          duplicateDropped: BigInt(stats.duplicateDropped),
+          conflicts: BigInt(stats.conflicts),
+          topics: stats.topics.map((t) => ({ name: t.name, count: BigInt(t.count) })),
+          uptimeSeconds: stats.uptimeSeconds,
+          startedAt: timestampFromDate(stats.startedAt),
+          queueEvents: stats.queue.events,
+          queueBytes: BigInt(stats.queue.bytes),
+          rejectedInvalid: BigInt(stats.rejectedInvalid),
+          rejectedOverload: BigInt(stats.rejectedOverload),
+        });
+      },
+    });
+}

@@ -1,0 +1,41 @@
+import type Database from "better-sqlite3";
+import type { Logger } from "pino";
+import { StoreError } from "../errors.js";
+import type { Durability, EventStore } from "../types.js";
+import { startCheckpointer } from "./checkpointer.js";
+import { createStoreReader, type StoreReader } from "./reader.js";
+import { openForReading } from "./schema.js";
+import { WriterThread } from "./writer-thread.js";
+
+/**
+ * The embedded store: one writer worker owns the write connection
+ * (writer-thread.ts); queries run on a read-only connection in this thread,
+ * reading WAL snapshots, so they never block the writer. With durability
+ * normal a third thread checkpoints (checkpoint-worker.ts); with full the
+ * WAL is synced at every commit already, and checkpointing on the writer
+ * measured no slower.
+ */
+export async function openSqliteStore(dbPath: string, durability: Durability, log: Logger): Promise<EventStore> {
+  const writer = await WriterThread.start(dbPath, durability, log);
+  let readDb: Database.Database;
+  let reader: StoreReader;
+  try {
+    readDb = openForReading(dbPath);
+    reader = createStoreReader(readDb);
+  } catch (err) {
+    await writer.terminate();
+    throw new StoreError("unusable", `cannot read ${dbPath}: ${(err as Error).message}`);
+  }
+  const checkpointer = durability === "normal" ? startCheckpointer(dbPath, log) : undefined;
+
+  return {
+    append: (records) => writer.append(records),
+    page: async (query) => reader.page(query),
+    stats: async () => reader.stats(),
+    async close() {
+      await checkpointer?.stop();
+      await writer.close();
+      readDb.close();
+    },
+  };
+}
