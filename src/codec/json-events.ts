@@ -89,5 +89,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 function jsonType(value: unknown): string {
-  return Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`;
+  if (Array.isArray(value)) return "an array";
+  if (value === null) return "null";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }

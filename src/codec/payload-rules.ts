@@ -31,9 +31,11 @@ export function hasLoneSurrogate(text: string): boolean {
 }
 
 /**
- * A payload broke a rule. Walkers throw it at the first problem in document
- * order and add their step to its path as it passes each level on the way
- * out, so nothing is allocated for the path unless there is a problem.
+ * A payload broke a rule. Walkers report the first problem in canonical
+ * order (object members by sorted key, as the stored text lists them; a key
+ * before its value), so every decoder names the same one whatever order the
+ * client wrote. They add their step to its path as it passes each level on
+ * the way out, so nothing is allocated for the path unless there is a problem.
  */
 export class PayloadRuleError extends Error {
   private readonly reversedPath: string[] = [];
@@ -88,12 +90,14 @@ export function checkNumber(value: number): void {
  * Struct's fields in a plain object, where that key sets the prototype and is
  * dropped without a word. Stored without it, a re-send differing only there
  * would be reported DUPLICATE; so it is refused, on every path that sees it.
+ * `wellFormed` says the decoder has already checked the key's UTF-8 (the
+ * binary decoder checks every string it reads), which skips that test.
  */
-export function checkKey(key: string): void {
+export function checkKey(key: string, wellFormed = false): void {
   if (key === "__proto__") {
     throw new PayloadRuleError((at) => `has the key "__proto__" at ${at}, which protobuf decoding would drop silently; rename it`);
   }
-  if (hasLoneSurrogate(key)) throw new PayloadRuleError((at) => `has a key with an unpaired surrogate (not valid UTF-8) at ${at}`);
+  if (!wellFormed && hasLoneSurrogate(key)) throw new PayloadRuleError((at) => `has a key with an unpaired surrogate (not valid UTF-8) at ${at}`);
 }
 
 /** A string value must be valid UTF-8, or protobuf clients could not read it back. */

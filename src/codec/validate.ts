@@ -51,9 +51,13 @@ export function validateBatch(batch: DecodedBatch, limits: ValidationLimits): { 
   const violations: Violation[] = [...batch.violations];
   const records: EventRecord[] = new Array(events.length);
   let bytes = 0;
+  let undecoded = false;
   for (let index = 0; index < events.length; index++) {
     const event = events[index];
-    if (event === undefined) continue;
+    if (event === undefined) {
+      undecoded = true;
+      continue;
+    }
     const before = violations.length;
     checkIdentifier(event.topic, "topic", index, violations);
     checkIdentifier(event.eventId, "event_id", index, violations);
@@ -80,6 +84,8 @@ export function validateBatch(batch: DecodedBatch, limits: ValidationLimits): { 
     records[index] = record;
     bytes += recordBytes(record);
   }
+  // A decoder reports why it left an event undefined; should one ever not, the batch is refused all the same.
+  if (undecoded && violations.length === 0) violations.push({ index: -1, field: "events", description: "hold an event that could not be decoded" });
   if (violations.length > 0) throw new ValidationError(violations.sort((a, b) => a.index - b.index));
   return { records, bytes };
 }

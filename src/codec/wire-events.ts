@@ -222,31 +222,45 @@ function eachField1(r: Reader, name: string, each: (item: Reader, index: number)
  */
 function structMembers(r: Reader, into: Map<string, string>, depth: number): Map<string, string> {
   checkDepth(depth);
+  // The rules are checked in canonical order, as canonical-json.ts checks them: a broken one is
+  // kept only if its key sorts before every other broken one's.
+  let first: { key: string; problem: PayloadRuleError } | undefined;
   eachField1(r, "Struct.fields", (entry) => {
     let key = "";
-    let value = "null";
+    let value: [number, number] | undefined;
     while (entry.pos < entry.end) {
       const entryTag = entry.varint();
       const entryWire = entryTag & 7;
       if (entryTag >>> 3 === 1) {
         expect(entryWire, WireType.LengthDelimited, "Struct key");
         key = entry.string();
-        checkKey(key);
       } else if (entryTag >>> 3 === 2) {
         expect(entryWire, WireType.LengthDelimited, "Struct value");
-        const [vs, ve] = entry.span();
-        try {
-          value = valueJson(new Reader(entry.buf, vs, ve), depth);
-        } catch (err) {
-          throw withinStep(err, memberStep(key));
-        }
+        value = entry.span();
       } else {
         entry.skip(entryWire);
       }
     }
-    into.set(key, value);
+    try {
+      // Reader.string() has checked the key's UTF-8 already.
+      checkKey(key, true);
+      into.set(key, value === undefined ? "null" : memberJson(new Reader(entry.buf, value[0], value[1]), key, depth));
+    } catch (err) {
+      if (!(err instanceof PayloadRuleError)) throw err;
+      if (first === undefined || key < first.key) first = { key, problem: err };
+    }
   });
+  if (first !== undefined) throw first.problem;
   return into;
+}
+
+/** A member's value as JSON text; a broken rule inside it learns the member's key for its path. */
+function memberJson(r: Reader, key: string, depth: number): string {
+  try {
+    return valueJson(r, depth);
+  } catch (err) {
+    throw withinStep(err, memberStep(key));
+  }
 }
 
 /** The JSON text of a google.protobuf.Value; an unset kind reads as null, as protobuf-es reads it. */

@@ -5,7 +5,7 @@ import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
 import type { TlsMaterial } from "../app/config.js";
-import { lingerAfterEarlyAnswer, resetAfterEarlyAnswer } from "./early-answers.js";
+import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
 const http2PrefaceStart = Buffer.from("PRI ");
@@ -111,7 +111,7 @@ export const http2ServerSettings: http2.ServerOptions = {
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
   // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
   const handler: RequestHandler = (req, res) => {
-    if (req.httpVersionMajor === 2) resetAfterEarlyAnswer(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
     else lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
     handle(req, res);
   };

@@ -6,6 +6,8 @@ import http2 from "node:http2";
  * (a body over the limit, a refused token, a bad content type) must still
  * reach a client that writes its whole body before it reads anything, as
  * Python's urllib and requests, Java's HttpURLConnection and most SDKs do.
+ * So the rest of the body is read and dropped after such an answer, within
+ * bounds (nginx calls it lingering close).
  */
 
 /**
@@ -20,15 +22,28 @@ const lingerBytes = 64 * 1024 * 1024;
 /** And for at most this long, as nginx's lingering_time. */
 const lingerMs = 30_000;
 
+/** Reads and drops the rest of a request body; calls `cutOff` if it goes past the bounds. */
+function discardRest(req: http.IncomingMessage | http2.Http2ServerRequest, cutOff: () => void): void {
+  const timer = setTimeout(cutOff, lingerMs);
+  timer.unref();
+  let left = lingerBytes;
+  req.on("data", (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) cutOff();
+  });
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
+}
+
 /**
  * HTTP/1.1. Node closes a connection the moment an answer is written when
  * the client asked for that ("Connection: close", which urllib always
  * sends), while the client is still writing its body: its next write meets a
  * reset and it never reads the answer ("broken pipe"). So when an answer
- * starts before the body is in, the connection is kept and the rest of the
- * body read and discarded (within lingerBytes and lingerMs, nginx's
- * "lingering close"); then it is closed if the client asked for that, or kept
- * for its next request.
+ * starts before the body is in, the connection is kept, the rest of the body
+ * dropped, and then the connection is closed if the client asked for that,
+ * or kept for its next request.
  */
 export function lingerAfterEarlyAnswer(req: http.IncomingMessage, res: http.ServerResponse): void {
   if (req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined) return;
@@ -41,34 +56,30 @@ export function lingerAfterEarlyAnswer(req: http.IncomingMessage, res: http.Serv
 }
 
 function linger(req: http.IncomingMessage, res: http.ServerResponse): void {
-  // Read before the headers are written: Node decides there whether the connection ends with this answer.
+  // Set before the headers are written: that is when Node decides whether the connection ends with this answer.
   res.shouldKeepAlive = true;
-  const clientCloses = /(^|,)\s*close\s*(,|$)/i.test(req.headers.connection ?? "");
   const socket = req.socket;
-  const timer = setTimeout(() => socket.destroy(), lingerMs);
-  timer.unref();
-  let left = lingerBytes;
-  req.on("data", (chunk: Buffer) => {
-    left -= chunk.length;
-    if (left < 0) socket.destroy();
-  });
+  discardRest(req, () => socket.destroy());
+  if (!/(^|,)\s*close\s*(,|$)/i.test(req.headers.connection ?? "")) return;
   req.once("end", () => {
-    clearTimeout(timer);
-    if (!clientCloses) return;
     if (res.writableFinished) socket.end();
     else res.once("finish", () => socket.end());
   });
-  req.once("close", () => clearTimeout(timer));
-  req.resume();
 }
 
 /**
- * HTTP/2. A complete answer sent before the request's end is followed by
- * RST_STREAM with NO_ERROR, which tells the client to stop sending without
- * error (RFC 9113, section 8.1); flow control keeps what it may still send small.
+ * HTTP/2. A client blocked by flow control on a body nobody reads would wait
+ * for the rest of its stream's timeout, answer in hand; so once the answer
+ * has ended, the rest of the body is read and dropped, which keeps the
+ * client's window open until it is done. A stream that goes past the bounds
+ * is reset with CANCEL.
  */
-export function resetAfterEarlyAnswer(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-  res.once("finish", () => {
-    if (!req.complete && !req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  });
+export function drainAfterEarlyAnswer(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  const end = res.end;
+  res.end = function (this: http2.Http2ServerResponse, ...args: Parameters<typeof end>) {
+    res.end = end;
+    const ended = end.apply(this, args);
+    if (!req.complete) discardRest(req, () => req.stream.close(http2.constants.NGHTTP2_CANCEL));
+    return ended;
+  } as typeof end;
 }

@@ -36,6 +36,8 @@ export class PublishStream {
 
   /** Takes the stream's next message; throws the first commit failure seen so far, so the caller stops reading. */
   async feed(batch: DecodedBatch): Promise<void> {
+    // Once a message failed to commit the stream is over: nothing after it is queued.
+    this.throwFailure();
     const message = Number(this.totals.batches++);
     const { records, bytes } = this.steps.admit(batch, message);
     const { committed } = await this.steps.enqueue(records, bytes);

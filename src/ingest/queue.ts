@@ -37,6 +37,7 @@ export class IngestQueue {
   private readonly waiters: RoomWaiter[] = [];
   private closing = false;
   private drained: (() => void) | undefined;
+  private closed: Promise<void> | undefined;
   /** Batches refused for lack of room since start, for Stats. */
   rejectedEvents = 0;
 
@@ -76,14 +77,12 @@ export class IngestQueue {
     return { committed: this.appendReserved(records, bytes) };
   }
 
-  /** Refuses new work, fails waiting streams, and resolves when every accepted batch has answered. */
+  /** Refuses new work, fails waiting streams, and resolves when every accepted batch has answered; the same promise on every call. */
   close(): Promise<void> {
     this.closing = true;
     for (const waiter of this.waiters.splice(0)) waiter.refuse(new ShuttingDownError());
-    if (this.events === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drained = resolve;
-    });
+    this.closed ??= this.events === 0 ? Promise.resolve() : new Promise((resolve) => (this.drained = resolve));
+    return this.closed;
   }
 
   private hasRoom(events: number, bytes: number): boolean {
@@ -99,6 +98,8 @@ export class IngestQueue {
 
   /** Resolves with the room already reserved for this waiter. */
   private waitForRoom(events: number, bytes: number, signal: AbortSignal): Promise<void> {
+    // A stream that is already over must not take a place in line, nor room later.
+    if (signal.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         const at = this.waiters.indexOf(waiter);

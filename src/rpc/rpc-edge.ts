@@ -112,9 +112,14 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
   const chunks: Uint8Array[] = [];
   for await (const chunk of res.body ?? []) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
-  const notAnError = new ConnectError("not a Connect error body");
-  const err = errorFromJsonBytes(bytes, undefined, notAnError);
-  if (err === notAnError || !isBinaryParseError(err)) return { ...res, body: once(bytes) };
+  let err: ConnectError | undefined;
+  try {
+    // Throws the fallback it is given for a body that is not a Connect error.
+    err = errorFromJsonBytes(bytes, undefined, new ConnectError("not a Connect error body"));
+  } catch {
+    err = undefined;
+  }
+  if (err === undefined || !isBinaryParseError(err)) return { ...res, body: once(bytes) };
   const rewritten = renderError(toConnectError(err), "connect");
   const header = new Headers(res.header);
   for (const [key, value] of Object.entries(rewritten.headers)) header.set(key, value);

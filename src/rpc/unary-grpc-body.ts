@@ -9,7 +9,9 @@ const compressedFlag = 0x01;
  * bounded by readMaxBytes: a prefix declaring more is refused as soon as it
  * arrives, and bytes beyond the first message and the next prefix mean a
  * second message, which a unary call may not have. Refusals carry connect-es's
- * codes and words for the same faults.
+ * codes and words for the same faults, but for one: a second message is
+ * refused as soon as its prefix is in, where connect-es waits for its whole
+ * envelope (and answers "incomplete envelope" if it never comes).
  */
 export class UnaryGrpcBody {
   private readonly chunks: Buffer[] = [];
