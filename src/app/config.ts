@@ -3,16 +3,11 @@ import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import type { AccessList } from "../auth/access-list.js";
 import { parseTokenFile } from "../auth/token-file.js";
+import type { TlsMaterial } from "../http/dual-protocol-server.js";
 import type { Durability } from "../store/types.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof logLevels)[number];
-
-/** PEM certificate chain and private key for TLS, read and checked at startup. */
-export interface TlsMaterial {
-  cert: Buffer;
-  key: Buffer;
-}
 
 /** Every setting of a running server, validated and complete: nothing downstream checks for undefined. */
 export interface Config {

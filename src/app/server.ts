@@ -12,7 +12,7 @@ import { restRoutes } from "../rest/routes.js";
 import { rpcFrontDoor } from "../rpc/front-door.js";
 import { openStore } from "../store/open.js";
 import type { Config } from "./config.js";
-import { HealthState, ServingStatus } from "./health-state.js";
+import { HealthState, ServingStatus } from "../read/health-state.js";
 
 /** A started server: where it listens and how to stop it. */
 export interface RunningServer {

@@ -7,7 +7,7 @@ import type { Grant, Role } from "./access-list.js";
 const maxListedTopics = 20;
 
 /** Whether a grant covers one topic: every topic, or one that starts with an allowed prefix. */
-export function allowsTopic(grant: Grant, topic: string): boolean {
+function allowsTopic(grant: Grant, topic: string): boolean {
   return grant.topics === null || grant.topics.some((prefix) => topic.startsWith(prefix));
 }
 

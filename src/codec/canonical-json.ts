@@ -1,5 +1,5 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
-import { checkDepth, checkKey, checkNumber, checkString, elementStep, memberStep, withinStep } from "./payload-rules.js";
+import { checkDepth, checkKey, checkLeaf, elementStep, memberStep, withinStep } from "./payload-rules.js";
 
 /**
  * The canonical JSON text of a payload is dedup identity: two sends of one
@@ -52,15 +52,10 @@ const unordered = Symbol("unordered");
  * by hand.
  */
 function sortedCopy(value: JsonValue, depth: number): JsonValue | typeof unordered {
-  if (typeof value === "string") {
-    checkString(value);
+  if (typeof value !== "object" || value === null) {
+    checkLeaf(value);
     return value;
   }
-  if (typeof value === "number") {
-    checkNumber(value);
-    return value;
-  }
-  if (typeof value !== "object" || value === null) return value;
   checkDepth(depth);
   if (Array.isArray(value)) {
     let copy: JsonValue[] | undefined;
@@ -125,15 +120,10 @@ function keepsInsertionOrder(key: string): boolean {
 
 /** The canonical text written by hand, for objects whose keys V8 would reorder. */
 function write(value: JsonValue, depth: number): string {
-  if (typeof value === "string") {
-    checkString(value);
+  if (typeof value !== "object" || value === null) {
+    checkLeaf(value);
     return JSON.stringify(value);
   }
-  if (typeof value === "number") {
-    checkNumber(value);
-    return JSON.stringify(value);
-  }
-  if (value === null || typeof value === "boolean") return JSON.stringify(value);
   checkDepth(depth);
   if (Array.isArray(value)) {
     const items: string[] = [];

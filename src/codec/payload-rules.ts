@@ -101,6 +101,12 @@ export function checkKey(key: string, wellFormed = false): void {
 }
 
 /** A string value must be valid UTF-8, or protobuf clients could not read it back. */
-export function checkString(value: string): void {
+function checkString(value: string): void {
   if (hasLoneSurrogate(value)) throw new PayloadRuleError((at) => `has a string with an unpaired surrogate (not valid UTF-8) at ${at}`);
+}
+
+/** The rules of a JSON leaf (anything but an object or an array): its string, its number. */
+export function checkLeaf(value: string | number | boolean | null): void {
+  if (typeof value === "string") checkString(value);
+  else if (typeof value === "number") checkNumber(value);
 }

@@ -9,8 +9,8 @@ import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
  */
 
 /** Smallest and largest seconds a google.protobuf.Timestamp may hold (years 0001 to 9999). */
-export const minTimestampSeconds = -62_135_596_800n;
-export const maxTimestampSeconds = 253_402_300_799n;
+const minTimestampSeconds = -62_135_596_800n;
+const maxTimestampSeconds = 253_402_300_799n;
 
 /** Whether a Timestamp lies in the range google.protobuf.Timestamp allows. */
 export function isTimestampInRange(ts: Timestamp): boolean {

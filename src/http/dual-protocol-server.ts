@@ -4,7 +4,6 @@ import net from "node:net";
 import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
-import type { TlsMaterial } from "../app/config.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
@@ -63,6 +62,12 @@ function answerClientError(err: NodeJS.ErrnoException, socket: stream.Duplex): v
   const answer = json(status, body, { connection: "close" });
   const head = Object.entries(answer.headers).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 ${status} ${reason}\r\n${head.join("")}\r\n`, "latin1"), answer.body!]));
+}
+
+/** PEM certificate chain and private key for TLS, read and checked at startup (app/config.ts). */
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
 }
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;

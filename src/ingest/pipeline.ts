@@ -2,16 +2,9 @@ import type { Caller } from "../auth/caller.js";
 import type { DecodedBatch } from "../codec/decoded-batch.js";
 import { validateBatch, type ValidationLimits } from "../codec/validate.js";
 import { ValidationError } from "../codec/violations.js";
-import { AppendStatus, type AppendResult } from "../store/types.js";
+import { summarize, type BatchOutcome } from "./outcome.js";
 import { PublishStream } from "./publish-stream.js";
 import type { IngestQueue } from "./queue.js";
-
-/** What one committed batch came to. */
-export interface BatchOutcome extends AppendResult {
-  accepted: number;
-  duplicates: number;
-  conflicts: number;
-}
 
 /**
  * The one publish path behind every front door (REST, Connect JSON and
@@ -64,17 +57,4 @@ export class PublishPipeline {
       throw err;
     }
   }
-}
-
-/** Counts each outcome of a committed batch. */
-export function summarize(result: AppendResult): BatchOutcome {
-  let accepted = 0;
-  let duplicates = 0;
-  let conflicts = 0;
-  for (const status of result.statuses) {
-    if (status === AppendStatus.accepted) accepted++;
-    else if (status === AppendStatus.duplicate) duplicates++;
-    else conflicts++;
-  }
-  return { statuses: result.statuses, seqs: result.seqs, accepted, duplicates, conflicts };
 }

@@ -1,6 +1,6 @@
 import type { DecodedBatch } from "../codec/decoded-batch.js";
 import type { EventRecord } from "../store/types.js";
-import type { BatchOutcome } from "./pipeline.js";
+import type { BatchOutcome } from "./outcome.js";
 
 /** Totals of a whole stream, answered once its last message has committed. */
 export interface StreamTotals {

@@ -3,9 +3,9 @@ import type { IngestQueue } from "../ingest/queue.js";
 import type { EventPage, EventQuery, EventStore, StoreStats } from "../store/types.js";
 
 /** Page size of Events when the caller names none. */
-export const defaultPageSize = 100;
+const defaultPageSize = 100;
 /** Largest page: keeps one query's memory and latency small; larger requests are capped. */
-export const maxPageSize = 1000;
+const maxPageSize = 1000;
 
 /** Live statistics: committed counters plus this process's queue and refusals. */
 export interface LiveStats extends StoreStats {

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { json, type Rendered } from "../answers/render.js";
-import { ServingStatus, type HealthState } from "../app/health-state.js";
+import { ServingStatus, type HealthState } from "../read/health-state.js";
 import { decodeJsonBody } from "../codec/json-events.js";
 import { textToRfc3339 } from "../codec/timestamps.js";
 import { readBody } from "../http/body.js";

@@ -4,7 +4,7 @@ import type http2 from "node:http2";
 import type { Logger } from "pino";
 import { answerForFailure } from "../answers/failures.js";
 import { notFound, renderError, rpcSurface, send } from "../answers/render.js";
-import type { HealthState } from "../app/health-state.js";
+import type { HealthState } from "../read/health-state.js";
 import type { Gate } from "../auth/gate.js";
 import { callerOf, gateInterceptor } from "../auth/interceptor.js";
 import type { HttpRequest, HttpResponse } from "../http/route-table.js";

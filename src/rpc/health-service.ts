@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { AggregatorService } from "../../gen/aggregator/v1/aggregator_pb.js";
-import { ServingStatus, type HealthState } from "../app/health-state.js";
+import { ServingStatus, type HealthState } from "../read/health-state.js";
 import {
   Health,
   HealthCheckResponseSchema,

@@ -45,14 +45,9 @@ export function isBinaryPublish(path: string | undefined, headers: IncomingHttpH
 /** The request message of Publish as this path reads it: each event's raw bytes. */
 export const rawPublishRequest = service.methods.find((m) => m.localName === "publish")!.input;
 
-/** Publish and PublishStream over events as raw bytes, for the routes below and the lean gRPC path (lean-grpc-publish.ts). */
-export function rawPublishHandlers(pipeline: PublishPipeline) {
-  return publishHandlers(pipeline, (raw: Uint8Array[]) => decodeWireEvents(raw, pipeline.maxBatch));
-}
-
 /** Routes of the fast path: Publish and PublishStream only, events as raw bytes. */
 export function rawPublishRoutes(pipeline: PublishPipeline) {
-  const handlers = rawPublishHandlers(pipeline);
+  const handlers = publishHandlers(pipeline, (raw: Uint8Array[]) => decodeWireEvents(raw, pipeline.maxBatch));
   return (router: ConnectRouter) => {
     for (const method of service.methods) {
       if (method.localName === "publish") router.rpc(method, handlers.publish as never);

@@ -47,7 +47,9 @@ describe("canonicalJson", () => {
     fc.assert(
       fc.property(payload, (value) => {
         const before = JSON.stringify(value);
-        expect(canonicalJson(value)).toBe(referenceCanonical(value));
+        // fast-check likes to try a key "__proto__"; the rules refuse it (below), whatever else the payload holds.
+        if (before.includes('"__proto__":')) expect(refusal(value)).toMatch(/^has the key "__proto__" at payload/);
+        else expect(canonicalJson(value)).toBe(referenceCanonical(value));
         expect(JSON.stringify(value)).toBe(before);
       }),
       { numRuns: 2_000 },

@@ -3,6 +3,7 @@ import { CanonicalPayload } from "../../src/codec/canonical-json.js";
 import { RefusedPayload, type DecodedEvent } from "../../src/codec/decoded-batch.js";
 import { decodeJsonBody } from "../../src/codec/json-events.js";
 import { ValidationError, type Violation } from "../../src/codec/violations.js";
+import { violationsOf } from "../support/violations.js";
 
 /** 2025-10-24T10:00:00Z in seconds since the epoch. */
 const tenOClock = 1_761_300_000n;
@@ -16,16 +17,6 @@ function event(overrides: Record<string, unknown> = {}): Record<string, unknown>
     payload: { amount: 100, currency: "EUR" },
     ...overrides,
   };
-}
-
-function violationsOf(run: () => unknown): Violation[] {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ValidationError) return err.violations;
-    throw err;
-  }
-  throw new Error("expected a ValidationError");
 }
 
 /** An event's fields in a comparable form: the payload as its canonical text or refusal. */

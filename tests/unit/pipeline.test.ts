@@ -7,58 +7,8 @@ import { ValidationError, type Violation } from "../../src/codec/violations.js";
 import { PublishPipeline } from "../../src/ingest/pipeline.js";
 import { IngestQueue } from "../../src/ingest/queue.js";
 import { OverloadedError } from "../../src/ingest/refusals.js";
-import { AppendStatus, type AppendResult, type EventRecord, type EventStore } from "../../src/store/types.js";
-
-/** One append the scripted store received, answered by hand. */
-interface PendingAppend {
-  records: EventRecord[];
-  answer(statuses: AppendStatus[], seqs?: number[]): void;
-  fail(err: Error): void;
-}
-
-/** An EventStore whose appends stay pending until the test answers them; it records every batch it gets. */
-class ScriptedStore implements EventStore {
-  readonly appends: PendingAppend[] = [];
-
-  append(records: EventRecord[]): Promise<AppendResult> {
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.appends.push({
-        records,
-        answer: (statuses, seqs = statuses.map((_, i) => i + 1)) => resolve({ statuses: new Uint8Array(statuses), seqs: new Float64Array(seqs) }),
-        fail: reject,
-      });
-    });
-  }
-
-  page(): never {
-    throw new Error("not used by the pipeline");
-  }
-
-  stats(): never {
-    throw new Error("not used by the pipeline");
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** The append at position n, which the test expects to have arrived. */
-  at(n: number): PendingAppend {
-    const append = this.appends[n];
-    if (append === undefined) throw new Error(`append ${n} has not reached the store (${this.appends.length} did)`);
-    return append;
-  }
-
-  /** The event ids of each batch the store received, in order. */
-  get batches(): string[][] {
-    return this.appends.map((a) => a.records.map((r) => r.eventId));
-  }
-
-  /** Commits every batch received so far with every event accepted. */
-  acceptAll(): void {
-    for (const a of this.appends) a.answer(a.records.map(() => AppendStatus.accepted));
-  }
-}
+import { AppendStatus, type EventRecord } from "../../src/store/types.js";
+import { ScriptedStore } from "../support/scripted-store.js";
 
 /** The permission refusal a fake caller throws (the real gate throws a ConnectError). */
 class Refused extends Error {}

@@ -2,48 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IngestQueue } from "../../src/ingest/queue.js";
 import { OverloadedError, ShuttingDownError } from "../../src/ingest/refusals.js";
-import type { AppendResult, EventRecord, EventStore } from "../../src/store/types.js";
-
-/** One append the scripted store received, answered by hand. */
-interface PendingAppend {
-  records: EventRecord[];
-  commit(): void;
-  fail(err: Error): void;
-}
-
-/** An EventStore whose appends stay pending until the test answers them; it records every batch it gets. */
-class ScriptedStore implements EventStore {
-  readonly appends: PendingAppend[] = [];
-
-  append(records: EventRecord[]): Promise<AppendResult> {
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.appends.push({
-        records,
-        commit: () => resolve({ statuses: new Uint8Array(records.length).fill(1), seqs: new Float64Array(records.length) }),
-        fail: reject,
-      });
-    });
-  }
-
-  page(): never {
-    throw new Error("not used by the queue");
-  }
-
-  stats(): never {
-    throw new Error("not used by the queue");
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** The append at position n, which the test expects to have arrived. */
-  at(n: number): PendingAppend {
-    const append = this.appends[n];
-    if (append === undefined) throw new Error(`append ${n} has not reached the store (${this.appends.length} did)`);
-    return append;
-  }
-}
+import type { EventRecord } from "../../src/store/types.js";
+import { ScriptedStore, type PendingAppend } from "../support/scripted-store.js";
 
 /** `n` distinct store records, tagged so a batch can be recognized in the store. */
 function records(n: number, tag = "b"): EventRecord[] {

@@ -4,6 +4,7 @@ import { decodeMessageEvents } from "../../src/codec/message-events.js";
 import { validateBatch as validateDecoded, type ValidationLimits } from "../../src/codec/validate.js";
 import { ValidationError } from "../../src/codec/violations.js";
 import { makeEvent } from "../support/events.js";
+import { violationsOf } from "../support/violations.js";
 
 /** Events as protobuf-es decodes them, through the decoder that hands them to validation. */
 function validateBatch(events: Event[], limits: ValidationLimits) {
@@ -11,16 +12,6 @@ function validateBatch(events: Event[], limits: ValidationLimits) {
 }
 
 const limits = { maxBatch: 10, maxPayloadBytes: 100 };
-
-function violationsOf(run: () => unknown) {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ValidationError) return err.violations;
-    throw err;
-  }
-  throw new Error("expected a ValidationError");
-}
 
 describe("validateBatch", () => {
   it("converts valid events to store form with a fixed-width timestamp and canonical payload", () => {
