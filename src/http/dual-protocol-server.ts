@@ -116,7 +116,7 @@ export const http2ServerSettings: http2.ServerOptions = {
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
   // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
   const handler: RequestHandler = (req, res) => {
-    if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
     else lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
     handle(req, res);
   };

@@ -69,17 +69,14 @@ function linger(req: http.IncomingMessage, res: http.ServerResponse): void {
 
 /**
  * HTTP/2. A client blocked by flow control on a body nobody reads would wait
- * for the rest of its stream's timeout, answer in hand; so once the answer
- * has ended, the rest of the body is read and dropped, which keeps the
- * client's window open until it is done. A stream that goes past the bounds
- * is reset with CANCEL.
+ * for the rest of its stream's timeout, answer in hand; so once the answer's
+ * side of the stream has ended, the rest of the body is read and dropped,
+ * which keeps the client's window open until it is done. A stream that goes
+ * past the bounds is reset with CANCEL. (The stream's own "finish", not the
+ * response's: Node emits that one only when the stream closes.)
  */
-export function drainAfterEarlyAnswer(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-  const end = res.end;
-  res.end = function (this: http2.Http2ServerResponse, ...args: Parameters<typeof end>) {
-    res.end = end;
-    const ended = end.apply(this, args);
+export function drainAfterEarlyAnswer(req: http2.Http2ServerRequest): void {
+  req.stream.once("finish", () => {
     if (!req.complete) discardRest(req, () => req.stream.close(http2.constants.NGHTTP2_CANCEL));
-    return ended;
-  } as typeof end;
+  });
 }
