@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { UnaryGrpcBody, grpcFrame } from "../../src/rpc/unary-grpc-body.js";
 
-/** connect-es's words for the same faults (envelope.js, limit-io.js, invoke-implementation.js). */
+/** connect-es's words for the same faults (its envelope reader, read limit and unary invocation). */
 const missingMessage = "protocol error: missing input message for unary method";
 const extraMessage = "protocol error: received extra input message for unary method";
 const incompleteEnvelope = "protocol error: incomplete envelope";
