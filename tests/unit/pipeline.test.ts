@@ -9,6 +9,7 @@ import { IngestQueue } from "../../src/ingest/queue.js";
 import { OverloadedError } from "../../src/ingest/refusals.js";
 import { AppendStatus, type EventRecord } from "../../src/store/types.js";
 import { ScriptedStore } from "../support/scripted-store.js";
+import { drainMicrotasks, never, watch } from "../support/promises.js";
 
 /** The permission refusal a fake caller throws (the real gate throws a ConnectError). */
 class Refused extends Error {}
@@ -54,27 +55,6 @@ function violationKeys(err: unknown): string[] {
   if (!(err instanceof ValidationError)) throw new Error(`expected a ValidationError, got ${String(err)}`);
   return err.violations.map((v) => `${v.index}:${v.field}`);
 }
-
-/**
- * Lets every promise reaction already queued run (setImmediate runs after the
- * microtask queue drains); no timer is involved. Used only to show that
- * something has NOT happened yet.
- */
-function drainMicrotasks(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Tracks whether a promise has settled, without leaving a rejection unhandled. */
-function watch<T>(promise: Promise<T>): { settled: () => boolean; promise: Promise<T> } {
-  let settled = false;
-  promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  return { settled: () => settled, promise };
-}
-
-const never = new AbortController().signal;
 
 describe("PublishPipeline.publish", () => {
   it("publish authorizes on the decoded topics before validating: a refused caller stores nothing and the store never sees the batch", async () => {

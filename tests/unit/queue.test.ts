@@ -4,6 +4,7 @@ import { IngestQueue } from "../../src/ingest/queue.js";
 import { OverloadedError, ShuttingDownError } from "../../src/ingest/refusals.js";
 import type { EventRecord } from "../../src/store/types.js";
 import { ScriptedStore, type PendingAppend } from "../support/scripted-store.js";
+import { drainMicrotasks, never, watch } from "../support/promises.js";
 
 /** `n` distinct store records, tagged so a batch can be recognized in the store. */
 function records(n: number, tag = "b"): EventRecord[] {
@@ -20,27 +21,6 @@ function records(n: number, tag = "b"): EventRecord[] {
 function tagsOf(store: ScriptedStore): string[] {
   return store.appends.map((a) => a.records[0]!.eventId.split("-")[0]!);
 }
-
-/**
- * Lets every promise reaction already queued run (setImmediate runs after the
- * microtask queue drains); no timer is involved. Used only to show that
- * something has NOT happened yet.
- */
-function drainMicrotasks(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Tracks whether a promise has settled, and how, without leaving a rejection unhandled. */
-function watch<T>(promise: Promise<T>): { settled: () => boolean; promise: Promise<T> } {
-  let settled = false;
-  promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  return { settled: () => settled, promise };
-}
-
-const never = new AbortController().signal;
 
 describe("IngestQueue", () => {
   it("refuses a batch at once when it would exceed the event bound, and counts the refused events", async () => {
