@@ -4,6 +4,7 @@ import { createSecureContext } from "node:tls";
 import type { AccessList } from "../auth/access-list.js";
 import { parseTokenFile } from "../auth/token-file.js";
 import type { TlsMaterial } from "../http/dual-protocol-server.js";
+import { decodedBytesPerWireByte } from "../limits/memory-budget.js";
 import type { Durability } from "../store/types.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -34,6 +35,24 @@ export interface Config {
   idleTimeoutMs: number;
   /** HTTP/1.1: a request must arrive whole within this time. HTTP/2: a stream on which nothing moves either way for this long is reset. */
   requestTimeoutMs: number;
+  /** Open connections from one client address, at most. */
+  maxConnectionsPerAddress: number;
+  /** Open HTTP/2 streams (calls) across all connections, at most. */
+  maxStreams: number;
+  /** Open HTTP/2 streams on one connection, at most (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxStreamsPerConnection: number;
+  /** A connection older than this is asked to go away (GOAWAY, or Connection: close); 0 for no limit. */
+  maxConnectionAgeMs: number;
+  /** Calls still running on a connection past its age get this long to finish before it is cut. */
+  maxConnectionAgeGraceMs: number;
+  /**
+   * Bytes the server may hold on behalf of clients at once: request bodies and
+   * their decoded messages until committed, answers being written. Spent, it
+   * stops reading streams and refuses new requests with `unavailable`.
+   */
+  memoryBudgetBytes: number;
+  /** Bytes of stored events in one Events page (rows are capped separately), so a page fits a default gRPC client's 4 MiB. */
+  maxPageBytes: number;
   /** Token file given with --auth-tokens; "" when authentication is off. */
   authTokensFile: string;
   /** PEM files given with --tls-cert and --tls-key; "" when serving cleartext. */
@@ -88,6 +107,34 @@ export const defaults: Config = {
    * client gives its memory back within minutes.
    */
   requestTimeoutMs: 300_000,
+  /**
+   * Enough for a busy fleet behind one NAT address, few enough that one
+   * address cannot take all of maxConnections.
+   */
+  maxConnectionsPerAddress: 100,
+  /**
+   * An open stream costs ~10-30 KiB of session state; 2,000 of them stay well
+   * inside the memory target while allowing hundreds of concurrent producers
+   * and watchers.
+   */
+  maxStreams: 2_000,
+  /** gRPC's customary recommendation (and many servers' default) for concurrent streams per connection. */
+  maxStreamsPerConnection: 100,
+  /**
+   * Connections are rebalanced and long-lived streams (health watches, later
+   * subscribers) re-established at least this often; clients reconnect on
+   * GOAWAY without losing a call.
+   */
+  maxConnectionAgeMs: 30 * 60_000,
+  maxConnectionAgeGraceMs: 30_000,
+  /**
+   * With ~100 MiB for Node, SQLite's page caches (40 MiB) and code, this keeps
+   * the process near its 256 MiB target under any load; it is far more than
+   * the bench's heaviest scenario holds at once.
+   */
+  memoryBudgetBytes: 96 * MiB,
+  /** A quarter of a default gRPC client's 4 MiB limit: room for protobuf's own overhead over the stored JSON. */
+  maxPageBytes: 1 * MiB,
   /** Authentication and TLS are opt-in: the default listens on loopback only. */
   authTokensFile: "",
   tlsCertFile: "",
@@ -185,6 +232,43 @@ const settings: Setting[] = [
     parse: integerIn(100, 24 * 3_600_000),
   },
   {
+    key: "maxConnectionsPerAddress",
+    flag: "--max-connections-per-address <n>",
+    env: "TALLY_MAX_CONNECTIONS_PER_ADDRESS",
+    help: "open connections from one client address, at most",
+    parse: integerIn(1, 1_000_000),
+  },
+  { key: "maxStreams", flag: "--max-streams <n>", env: "TALLY_MAX_STREAMS", help: "open calls (HTTP/2 streams) in total, at most", parse: integerIn(1, 1_000_000) },
+  {
+    key: "maxStreamsPerConnection",
+    flag: "--max-streams-per-connection <n>",
+    env: "TALLY_MAX_STREAMS_PER_CONNECTION",
+    help: "open calls on one HTTP/2 connection, at most",
+    parse: integerIn(1, 100_000),
+  },
+  {
+    key: "maxConnectionAgeMs",
+    flag: "--max-connection-age-ms <n>",
+    env: "TALLY_MAX_CONNECTION_AGE_MS",
+    help: "ask a connection to go away after this long; 0 for never",
+    parse: integerIn(0, 30 * 24 * 3_600_000),
+  },
+  {
+    key: "maxConnectionAgeGraceMs",
+    flag: "--max-connection-age-grace-ms <n>",
+    env: "TALLY_MAX_CONNECTION_AGE_GRACE_MS",
+    help: "calls on an aged connection may run this much longer before it is cut",
+    parse: integerIn(0, 24 * 3_600_000),
+  },
+  {
+    key: "memoryBudgetBytes",
+    flag: "--memory-budget-bytes <n>",
+    env: "TALLY_MEMORY_BUDGET_BYTES",
+    help: "bytes held for clients at once (bodies, decoded messages, answers); spent, the server stops reading or refuses",
+    parse: integerIn(MiB, 64 * 1024 * MiB),
+  },
+  { key: "maxPageBytes", flag: "--max-page-bytes <n>", env: "TALLY_MAX_PAGE_BYTES", help: "bytes of stored events per Events page", parse: integerIn(1024, 1024 * MiB) },
+  {
     key: "authTokensFile",
     flag: "--auth-tokens <file>",
     env: "TALLY_AUTH_TOKENS",
@@ -262,6 +346,11 @@ function checkConsistent(config: Config): Config {
   if (config.queueBytes < config.maxMessageBytes) {
     throw new ConfigError(
       `--queue-bytes (${config.queueBytes}) must be at least --max-message-bytes (${config.maxMessageBytes}): a full message could never be queued`,
+    );
+  }
+  if (config.memoryBudgetBytes < config.maxMessageBytes * decodedBytesPerWireByte) {
+    throw new ConfigError(
+      `--memory-budget-bytes (${config.memoryBudgetBytes}) must be at least ${decodedBytesPerWireByte} × --max-message-bytes (${config.maxMessageBytes}): a full message could never be read`,
     );
   }
   if (config.maxPayloadBytes > config.maxMessageBytes) {

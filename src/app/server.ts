@@ -54,7 +54,17 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
     (req, res) => {
       if (!routes.serve(req, res)) rpc(req, res);
     },
-    { maxConnections: config.maxConnections, idleTimeoutMs: config.idleTimeoutMs, requestTimeoutMs: config.requestTimeoutMs, tls: config.tls },
+    {
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      maxStreams: config.maxStreams,
+      maxStreamsPerConnection: config.maxStreamsPerConnection,
+      maxConnectionAgeMs: config.maxConnectionAgeMs,
+      maxConnectionAgeGraceMs: config.maxConnectionAgeGraceMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      tls: config.tls,
+    },
   );
 
   await new Promise<void>((resolve, reject) => {

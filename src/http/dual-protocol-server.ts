@@ -75,6 +75,11 @@ export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerReque
 /** How one port is served and what each connection may hold; see Config for the meaning of each. */
 export interface ServerOptions {
   maxConnections: number;
+  maxConnectionsPerAddress: number;
+  maxStreams: number;
+  maxStreamsPerConnection: number;
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
   idleTimeoutMs: number;
   requestTimeoutMs: number;
   /** Serve TLS only (HTTP/2 or HTTP/1.1 by ALPN) with this certificate; null for cleartext. */
