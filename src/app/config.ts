@@ -4,7 +4,7 @@ import { createSecureContext } from "node:tls";
 import type { AccessList } from "../auth/access-list.js";
 import { parseTokenFile } from "../auth/token-file.js";
 import type { TlsMaterial } from "../http/dual-protocol-server.js";
-import { decodedBytesPerWireByte } from "../limits/memory-budget.js";
+import { heapBytesPerWireByte } from "../limits/memory-budget.js";
 import type { Durability } from "../store/types.js";
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -348,9 +348,9 @@ function checkConsistent(config: Config): Config {
       `--queue-bytes (${config.queueBytes}) must be at least --max-message-bytes (${config.maxMessageBytes}): a full message could never be queued`,
     );
   }
-  if (config.memoryBudgetBytes < config.maxMessageBytes * decodedBytesPerWireByte) {
+  if (config.memoryBudgetBytes < config.maxMessageBytes * heapBytesPerWireByte) {
     throw new ConfigError(
-      `--memory-budget-bytes (${config.memoryBudgetBytes}) must be at least ${decodedBytesPerWireByte} × --max-message-bytes (${config.maxMessageBytes}): a full message could never be read`,
+      `--memory-budget-bytes (${config.memoryBudgetBytes}) must be at least ${heapBytesPerWireByte} × --max-message-bytes (${config.maxMessageBytes}): a full message could never be read`,
     );
   }
   if (config.maxPayloadBytes > config.maxMessageBytes) {

@@ -8,6 +8,8 @@ import { RouteTable } from "../http/route-table.js";
 import { PublishPipeline } from "../ingest/pipeline.js";
 import { IngestQueue } from "../ingest/queue.js";
 import { Reads } from "../read/reads.js";
+import { MemoryBudget } from "../limits/memory-budget.js";
+import { openLease } from "../limits/request-lease.js";
 import { restRoutes } from "../rest/routes.js";
 import { rpcFrontDoor } from "../rpc/front-door.js";
 import { openStore } from "../store/open.js";
@@ -41,7 +43,8 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   const store = await openStore(config, log);
   const queue = new IngestQueue(store, { maxEvents: config.queueEvents, maxBytes: config.queueBytes });
   const pipeline = new PublishPipeline(queue, { maxBatch: config.maxBatch, maxPayloadBytes: config.maxPayloadBytes });
-  const reads = new Reads(store, queue, pipeline, new Date());
+  const budget = new MemoryBudget(config.memoryBudgetBytes);
+  const reads = new Reads(store, queue, pipeline, budget, { maxPageBytes: config.maxPageBytes }, new Date());
   const health = new HealthState();
   const gate = new Gate(config.accessList, log);
   const draining = new AbortController();
@@ -52,6 +55,7 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   const rpc = rpcFrontDoor({ pipeline, reads, health }, { gate, log, readMaxBytes: config.maxMessageBytes, shutdownSignal: draining.signal });
   const server = createDualProtocolServer(
     (req, res) => {
+      openLease(req, res, budget);
       if (!routes.serve(req, res)) rpc(req, res);
     },
     {

@@ -29,11 +29,13 @@ export const accessRules: ReadonlyMap<string, AccessRule> = new Map<string, Acce
   [rpc(AggregatorService, AggregatorService.method.publishStream), "publish"],
   [rpc(AggregatorService, AggregatorService.method.events), "read-topic"],
   [rpc(AggregatorService, AggregatorService.method.stats), "read-all"],
+  [rpc(AggregatorService, AggregatorService.method.topics), "read-all"],
   [rpc(Health, Health.method.check), "open"],
   [rpc(Health, Health.method.list), "open"],
   [rpc(Health, Health.method.watch), "open"],
   ["POST /publish", "publish"],
   ["GET /events", "read-topic"],
   ["GET /stats", "read-all"],
+  ["GET /topics", "read-all"],
   ["GET /health", "open"],
 ]);

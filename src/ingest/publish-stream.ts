@@ -34,8 +34,13 @@ export class PublishStream {
 
   constructor(private readonly steps: StreamSteps) {}
 
-  /** Takes the stream's next message; throws the first commit failure seen so far, so the caller stops reading. */
-  async feed(batch: DecodedBatch): Promise<void> {
+  /**
+   * Takes the stream's next message; throws the first commit failure seen so
+   * far, so the caller stops reading. `settled` runs once the message has
+   * committed or failed (not when it is refused before queueing: the stream
+   * ends then), for the caller to give back what the message held.
+   */
+  async feed(batch: DecodedBatch, settled: () => void = () => undefined): Promise<void> {
     // Once a message failed to commit the stream is over: nothing after it is queued.
     this.throwFailure();
     const message = Number(this.totals.batches++);
@@ -47,6 +52,7 @@ export class PublishStream {
         this.failure ??= { err };
       },
     );
+    void tracked.then(settled);
     this.pending.add(tracked);
     void tracked.then(() => this.pending.delete(tracked));
     this.throwFailure();

@@ -1,7 +1,10 @@
-/** The ingest queue is full: retry after a short wait. */
+/** The server cannot take the request now (the ingest queue is full, the memory budget is spent): retry after a short wait. */
 export class OverloadedError extends Error {
-  constructor(readonly retryAfterSeconds: number) {
-    super(`server is overloaded: ingest queue is full, retry in ${retryAfterSeconds}s`);
+  constructor(
+    readonly retryAfterSeconds: number,
+    reason = "ingest queue is full",
+  ) {
+    super(`server is overloaded: ${reason}, retry in ${retryAfterSeconds}s`);
   }
 }
 

@@ -1,10 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseRfc3339, timestampToText } from "../codec/timestamps.js";
-import type { EventQuery } from "../store/types.js";
+import type { PageQuery } from "../read/reads.js";
 
 /** GET /events's query string as a page query: ?topic=&source=&after=&limit=&since=&until= (limit 0 or absent: the default). */
-export function eventQuery(params: URLSearchParams): EventQuery {
-  const query: EventQuery = { afterSeq: integerParam(params, "after"), limit: integerParam(params, "limit") };
+export function eventQuery(params: URLSearchParams): PageQuery {
+  const query: PageQuery = { afterSeq: integerParam(params, "after"), limit: integerParam(params, "limit") };
   const topic = params.get("topic");
   const source = params.get("source");
   if (topic) query.topic = topic;
@@ -16,7 +16,8 @@ export function eventQuery(params: URLSearchParams): EventQuery {
   return query;
 }
 
-function integerParam(params: URLSearchParams, name: string): number {
+/** A non-negative integer query parameter; 0 when absent or empty. */
+export function integerParam(params: URLSearchParams, name: string): number {
   const text = params.get(name);
   if (text === null || text === "") return 0;
   if (!/^\d{1,15}$/.test(text)) throw new ConnectError(`query parameter ${name} must be a non-negative integer, got "${text.slice(0, 64)}"`, Code.InvalidArgument);

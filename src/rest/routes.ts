@@ -4,11 +4,12 @@ import { ServingStatus, type HealthState } from "../read/health-state.js";
 import { decodeJsonBody } from "../codec/json-events.js";
 import { textToRfc3339 } from "../codec/timestamps.js";
 import { readBody } from "../http/body.js";
-import { HttpRefusal, type HttpRoute, type RouteContext } from "../http/route-table.js";
+import { HttpRefusal, type HttpRequest, type HttpRoute, type RouteContext } from "../http/route-table.js";
+import { leaseOf } from "../limits/request-lease.js";
 import type { PublishPipeline } from "../ingest/pipeline.js";
 import type { Reads } from "../read/reads.js";
 import { AppendStatus, type StoredEventRow } from "../store/types.js";
-import { eventQuery } from "./query.js";
+import { eventQuery, integerParam } from "./query.js";
 
 /** What the REST routes translate to; built once by the server. */
 export interface RestCore {
@@ -37,8 +38,9 @@ const jsonishContentType = /^(application\/json|application\/[\w.+-]+\+json|text
 export function restRoutes(core: RestCore): HttpRoute[] {
   return [
     { method: "POST", path: "/publish", handle: (req, context) => publish(core, req, context) },
-    { method: "GET", path: "/events", handle: async (_req, { query }) => json(200, await events(core, query)) },
-    { method: "GET", path: "/stats", handle: async () => json(200, await stats(core)) },
+    { method: "GET", path: "/events", handle: async (req, { query }) => json(200, await events(core, req, query)) },
+    { method: "GET", path: "/stats", handle: async (req, { query }) => json(200, await stats(core, req, query)) },
+    { method: "GET", path: "/topics", handle: async (req, { query }) => json(200, await topics(core, req, query)) },
     { method: "GET", path: "/health", handle: async () => health(core) },
   ];
 }
@@ -65,13 +67,12 @@ async function publish(core: RestCore, req: Parameters<HttpRoute["handle"]>[0], 
   });
 }
 
-async function events(core: RestCore, params: URLSearchParams) {
-  const query = eventQuery(params);
-  const page = await core.reads.page(query);
+async function events(core: RestCore, req: HttpRequest, params: URLSearchParams) {
+  const page = await core.reads.page(eventQuery(params), leaseOf(req));
   return {
     events: page.events.map(restEvent),
     count: page.events.length,
-    next_cursor: page.events.at(-1)?.seq ?? query.afterSeq,
+    next_cursor: page.nextCursor,
     has_more: page.hasMore,
   };
 }
@@ -88,22 +89,34 @@ function restEvent(row: StoredEventRow) {
   };
 }
 
-async function stats(core: RestCore) {
-  const s = await core.reads.stats();
+async function stats(core: RestCore, req: HttpRequest, params: URLSearchParams) {
+  const s = await core.reads.stats(integerParam(params, "top_topics"), leaseOf(req));
   return {
     received: s.received,
     unique_processed: s.uniqueProcessed,
     duplicate_dropped: s.duplicateDropped,
     conflicts: s.conflicts,
     // The older clients read topics as a list of names; counts are beside it.
-    topics: s.topics.map((t) => t.name),
-    topic_counts: Object.fromEntries(s.topics.map((t) => [t.name, t.count])),
+    // Both name the largest topics (?top_topics=, 100 by default); GET /topics lists them all.
+    topics: s.topTopics.map((t) => t.name),
+    topic_counts: Object.fromEntries(s.topTopics.map((t) => [t.name, t.count])),
+    topic_count: s.topicCount,
     uptime_seconds: s.uptimeSeconds,
     started_at: s.startedAt.toISOString(),
     queue_events: s.queue.events,
     queue_bytes: s.queue.bytes,
     rejected_invalid: s.rejectedInvalid,
     rejected_overload: s.rejectedOverload,
+    memory_held_bytes: s.memoryHeldBytes,
+  };
+}
+
+async function topics(core: RestCore, req: HttpRequest, params: URLSearchParams) {
+  const page = await core.reads.topics(params.get("after") ?? "", integerParam(params, "limit"), leaseOf(req));
+  return {
+    topics: page.topics.map((t) => ({ name: t.name, count: t.count })),
+    next_after: page.topics.at(-1)?.name ?? params.get("after") ?? "",
+    has_more: page.hasMore,
   };
 }
 

@@ -9,8 +9,11 @@ import {
   PublishStreamResponseSchema,
   StatsResponseSchema,
   StoredEventSchema,
+  TopicsResponseSchema,
   type Event,
   type EventsRequest,
+  type StatsRequest,
+  type TopicsRequest,
 } from "../../gen/aggregator/v1/aggregator_pb.js";
 import type { DecodedBatch } from "../codec/decoded-batch.js";
 import { decodeMessageEvents } from "../codec/message-events.js";
@@ -20,6 +23,7 @@ import type { BatchOutcome } from "../ingest/outcome.js";
 import type { PublishPipeline } from "../ingest/pipeline.js";
 import type { Reads } from "../read/reads.js";
 import type { StoredEventRow } from "../store/types.js";
+import { leaseIn } from "../limits/request-lease.js";
 import { untilAborted } from "./stream-messages.js";
 
 /** What the RPC handlers translate to; built once by the server. */
@@ -55,8 +59,10 @@ export function publishHandlers<T>(pipeline: PublishPipeline, decode: EventsDeco
 
     async publishStream(messages: AsyncIterable<{ events: T }>, ctx: HandlerContext) {
       const stream = pipeline.openStream(callerOf(ctx.values), ctx.signal);
+      // Each message's share of the memory budget (rpc/budgeted-body.ts) is given back once it has committed.
+      const lease = leaseIn(ctx.values);
       try {
-        for await (const message of untilAborted(messages, ctx.signal)) await stream.feed(decode(message.events));
+        for await (const message of untilAborted(messages, ctx.signal)) await stream.feed(decode(message.events), () => lease.releaseMessage());
       } finally {
         // Messages already queued commit whatever happens to the stream; answer only after them.
         await stream.settle();
@@ -84,37 +90,46 @@ export function aggregatorRoutes({ pipeline, reads }: RpcCore) {
     router.service(AggregatorService, {
       ...publishHandlers<Event[]>(pipeline, decodeMessageEvents),
 
-      async events(req: EventsRequest) {
-        const page = await reads.page({
+      async events(req: EventsRequest, ctx: HandlerContext) {
+        const page = await reads.page(
+          {
           afterSeq: Number(req.afterSeq),
           limit: req.limit,
           ...(req.topic !== "" && { topic: req.topic }),
           ...(req.source !== "" && { source: req.source }),
           ...(req.since !== undefined && { since: timestampToText(req.since) }),
           ...(req.until !== undefined && { until: timestampToText(req.until) }),
-        });
-        const last = page.events.at(-1);
-        return create(EventsResponseSchema, {
-          events: page.events.map(storedEvent),
-          nextCursor: last === undefined ? req.afterSeq : BigInt(last.seq),
-          hasMore: page.hasMore,
-        });
+          },
+          leaseIn(ctx.values),
+        );
+        return create(EventsResponseSchema, { events: page.events.map(storedEvent), nextCursor: BigInt(page.nextCursor), hasMore: page.hasMore });
       },
 
-      async stats() {
-        const stats = await reads.stats();
+      async stats(req: StatsRequest, ctx: HandlerContext) {
+        const stats = await reads.stats(req.topTopics, leaseIn(ctx.values));
         return create(StatsResponseSchema, {
           received: BigInt(stats.received),
           uniqueProcessed: BigInt(stats.uniqueProcessed),
           duplicateDropped: BigInt(stats.duplicateDropped),
           conflicts: BigInt(stats.conflicts),
-          topics: stats.topics.map((t) => ({ name: t.name, count: BigInt(t.count) })),
+          topics: stats.topTopics.map((t) => ({ name: t.name, count: BigInt(t.count) })),
+          topicCount: BigInt(stats.topicCount),
+          memoryHeldBytes: BigInt(stats.memoryHeldBytes),
           uptimeSeconds: stats.uptimeSeconds,
           startedAt: timestampFromDate(stats.startedAt),
           queueEvents: stats.queue.events,
           queueBytes: BigInt(stats.queue.bytes),
           rejectedInvalid: BigInt(stats.rejectedInvalid),
           rejectedOverload: BigInt(stats.rejectedOverload),
+        });
+      },
+
+      async topics(req: TopicsRequest, ctx: HandlerContext) {
+        const page = await reads.topics(req.after, req.limit, leaseIn(ctx.values));
+        return create(TopicsResponseSchema, {
+          topics: page.topics.map((t) => ({ name: t.name, count: BigInt(t.count) })),
+          nextAfter: page.topics.at(-1)?.name ?? req.after,
+          hasMore: page.hasMore,
         });
       },
     });

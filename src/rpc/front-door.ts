@@ -1,4 +1,4 @@
-import type { Interceptor } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type http2 from "node:http2";
 import type { Logger } from "pino";
@@ -8,6 +8,7 @@ import type { HealthState } from "../read/health-state.js";
 import type { Gate } from "../auth/gate.js";
 import { callerOf, gateInterceptor } from "../auth/interceptor.js";
 import type { HttpRequest, HttpResponse } from "../http/route-table.js";
+import { leaseKey, leaseOf } from "../limits/request-lease.js";
 import { aggregatorRoutes, type RpcCore } from "./aggregator-service.js";
 import { healthRoutes } from "./health-service.js";
 import { leanGrpcPublish } from "./lean-grpc-publish.js";
@@ -59,20 +60,22 @@ export function rpcFrontDoor(core: RpcCore & { health: HealthState }, options: R
     shutdownSignal: options.shutdownSignal,
     // The error interceptor is outermost, so the gate's refusals reach clients as they are.
     interceptors: [errorInterceptor(options.log), gateInterceptor(options.gate)],
+    // Every call reaches the memory lease its request opened (server.ts), for its body and its answer.
+    contextValues: (req: HttpRequest) => createContextValues().set(leaseKey, leaseOf(req)),
   };
   const standard = connectNodeAdapter({
     ...adapterOptions,
     routes: withRpcEdge((router) => {
       aggregatorRoutes(core)(router);
       healthRoutes(core.health)(router);
-    }),
+    }, options.readMaxBytes),
     fallback: (req, res) => {
       const contentType = req.headers["content-type"];
       const { err, rpc } = notFound(req.method ?? "", (req.url ?? "/").split("?", 1)[0]!);
       send(res, rpc ? renderError(err, rpcSurface(contentType), { status: 404, contentType }) : renderError(err, "rest"));
     },
   });
-  const raw = connectNodeAdapter({ ...adapterOptions, routes: withRpcEdge(rawPublishRoutes(core.pipeline)) });
+  const raw = connectNodeAdapter({ ...adapterOptions, routes: withRpcEdge(rawPublishRoutes(core.pipeline), options.readMaxBytes) });
   const lean = leanGrpcPublish({ pipeline: core.pipeline, gate: options.gate, log: options.log, readMaxBytes: options.readMaxBytes, maxTimeoutMs: maxClientTimeoutMs });
   return (req, res) => {
     if (lean.accepts(req)) lean.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);

@@ -5,6 +5,8 @@ import type { Logger } from "pino";
 import { AggregatorService, PublishResponseSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { answerForFailure, undecodableRequest } from "../answers/failures.js";
 import { grpcStatusFields } from "../answers/render.js";
+import { heapBytesPerWireByte } from "../limits/memory-budget.js";
+import { leaseOf } from "../limits/request-lease.js";
 import type { Caller } from "../auth/caller.js";
 import type { Gate } from "../auth/gate.js";
 import { decodeWireEvents } from "../codec/wire-events.js";
@@ -85,9 +87,21 @@ export function leanGrpcPublish({ pipeline, gate, log, readMaxBytes, maxTimeoutM
       }
 
       const body = new UnaryGrpcBody(readMaxBytes);
+      let held = false;
+      // The message takes its share of the memory budget as soon as its length is known, or the call is refused.
+      const hold = (): ConnectError | undefined => {
+        if (held || body.declaredBytes === undefined) return undefined;
+        held = true;
+        try {
+          leaseOf(req).hold(body.declaredBytes * heapBytesPerWireByte);
+          return undefined;
+        } catch (err) {
+          return answerForFailure(log, err, { operation: publishMethod, token: caller.name, aborted: reply.done });
+        }
+      };
       req.on("data", (chunk: Buffer) => {
         if (reply.done) return;
-        const problem = body.push(chunk);
+        const problem = body.push(chunk) ?? hold();
         if (problem !== undefined) reply.fail(problem);
       });
       req.on("end", () => {

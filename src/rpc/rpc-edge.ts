@@ -4,6 +4,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { isBinaryParseError, toConnectError } from "../answers/failures.js";
 import { grpcStatusFields, renderError, rpcSurface, type Rendered } from "../answers/render.js";
+import { budgetedBody } from "./budgeted-body.js";
 
 /**
  * Answers at the edge of the RPC paths that connect-es gives in a form
@@ -28,18 +29,23 @@ const contentTypesByProtocol: Record<string, string[]> = {
   "grpc-web": ["application/grpc-web", "application/grpc-web+proto", "application/grpc-web+json"],
 };
 
-/** Wraps a router's routes so that every RPC they register answers as described above. */
-export function withRpcEdge(routes: (router: ConnectRouter) => void): (router: ConnectRouter) => void {
+/**
+ * Wraps a router's routes so that every RPC they register answers as
+ * described above, and reads its request body within the memory budget
+ * (budgeted-body.ts).
+ */
+export function withRpcEdge(routes: (router: ConnectRouter) => void, readMaxBytes: number): (router: ConnectRouter) => void {
   return (router) => {
     routes(router);
     const handlers = router.handlers;
-    for (let i = 0; i < handlers.length; i++) handlers[i] = wrapHandler(handlers[i]!);
+    for (let i = 0; i < handlers.length; i++) handlers[i] = wrapHandler(handlers[i]!, readMaxBytes);
   };
 }
 
 /** A handler answering as `handler` does, except for the responses this module rewrites. */
-export function wrapHandler(handler: UniversalHandler): UniversalHandler {
-  const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+export function wrapHandler(handler: UniversalHandler, readMaxBytes: number): UniversalHandler {
+  const wrapped = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    const req = budgetedBody(request, readMaxBytes);
     const res = await handler(req);
     if (res.status === 415 && res.body === undefined) return unsupportedMediaType(handler, req);
     if (res.status === 405 && res.body === undefined) return methodNotAllowed(handler, req);

@@ -20,6 +20,11 @@ export class UnaryGrpcBody {
 
   constructor(private readonly readMaxBytes: number) {}
 
+  /** The message's length once its prefix is in, for its share of the memory budget. */
+  get declaredBytes(): number | undefined {
+    return this.declared;
+  }
+
   /** Takes one chunk; answers the error to fail the call with, if the body already cannot be valid. */
   push(chunk: Buffer): ConnectError | undefined {
     this.chunks.push(chunk);

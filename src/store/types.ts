@@ -37,12 +37,14 @@ export interface StoredEventRow {
   receivedAt: string;
 }
 
-/** Filters of an events page; all optional but the cursor and the page size. */
+/** Filters of an events page; all optional but the cursor and the page bounds. */
 export interface EventQuery {
   topic?: string;
   source?: string;
   afterSeq: number;
   limit: number;
+  /** Stored bytes the page may hold (eventBytes of its rows); the first row is returned whatever its size, so a page always moves on. */
+  maxBytes: number;
   /** Store-form timestamps: events at or after `since`, before `until`. */
   since?: string;
   until?: string;
@@ -50,7 +52,29 @@ export interface EventQuery {
 
 export interface EventPage {
   events: StoredEventRow[];
+  /** The after_seq that reads on: the last event's seq, or further when a bounded scan found nothing more. */
+  nextCursor: number;
+  /** More events may match after nextCursor. */
   hasMore: boolean;
+}
+
+/**
+ * Stored rows a page with a filter no index serves (source, time range)
+ * examines at most, so that no query's work grows with the table: a few
+ * milliseconds on the main thread. Such a page may come back short, even
+ * empty, with hasMore: the client reads on from nextCursor.
+ */
+export const maxRowsExamined = 10_000;
+
+/** Bytes a stored row counts for in a page's byte limit: its text fields plus room for the numbers and timestamps. */
+export function eventBytes(row: StoredEventRow): number {
+  return row.topic.length + row.eventId.length + row.source.length + row.payload.length + 96;
+}
+
+/** The number of events stored under one topic. */
+export interface TopicCount {
+  name: string;
+  count: number;
 }
 
 /** Counters committed together with the rows they count. */
@@ -59,7 +83,16 @@ export interface StoreStats {
   uniqueProcessed: number;
   duplicateDropped: number;
   conflicts: number;
-  topics: { name: string; count: number }[];
+  /** Distinct topics stored. */
+  topicCount: number;
+  /** The topics with the most events, most first (as many as asked). */
+  topTopics: TopicCount[];
+}
+
+/** A page of topics by name. */
+export interface TopicPage {
+  topics: TopicCount[];
+  hasMore: boolean;
 }
 
 /**
@@ -75,7 +108,10 @@ export interface EventStore {
    */
   append(records: EventRecord[]): Promise<AppendResult>;
   page(query: EventQuery): Promise<EventPage>;
-  stats(): Promise<StoreStats>;
+  /** Counters, and the `topTopics` topics with the most events. */
+  stats(topTopics: number): Promise<StoreStats>;
+  /** Topics whose name sorts after `after`, by name, at most `limit`. */
+  topics(after: string, limit: number): Promise<TopicPage>;
   /** Commits everything already handed to append(), then closes. */
   close(): Promise<void>;
 }

@@ -90,6 +90,7 @@ interface StatsResponse {
   duplicate_dropped: string;
   conflicts: string;
   topics: { name: string; count: string }[];
+  topic_count: string;
   uptime_seconds: number;
   queue_events: number;
   queue_bytes: string;
@@ -216,7 +217,7 @@ async function allEvents(topic: string): Promise<{ events: StoredEvent[]; pages:
     if (page.events.length > 0) expect(page.next_cursor).toBe(page.events.at(-1)!.seq);
     cursor = page.next_cursor;
     if (!page.has_more) return { events, pages };
-    expect(page.events.length).toBe(1000);
+    expect(page.events.length, "a topic page is cut short only by the byte limit, never empty").toBeGreaterThan(0);
   }
 }
 
@@ -377,11 +378,23 @@ describe("AggregatorService over grpc-js", () => {
     expect(after.topics).toContainEqual({ name: topic, count: "3" });
     // unique_processed equals the number of stored events, which the topic counts add up to.
     expect(after.topics.reduce((sum, t) => sum + n(t.count), 0n)).toBe(n(after.unique_processed));
-    // Topics come by name.
-    const names = after.topics.map((t) => t.name);
-    expect(names).toEqual([...names].sort());
+    // The largest topics come first, ties by name; every topic of this server is listed (fewer than the default 100).
+    const order = after.topics.map((t) => [-Number(t.count), t.name] as const);
+    expect(order).toEqual([...order].sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)));
+    expect(n(after.topic_count)).toBe(BigInt(after.topics.length));
     expect(after.uptime_seconds).toBeGreaterThan(0);
     expect(after.queue_events).toBe(0);
+  });
+
+  it("Events pages of large events fit grpc-js's default 4 MiB receive limit, and paging reads every event once", async () => {
+    const topic = freshTopic("large");
+    // 80 events of ~60 KiB: 4.8 MB stored, more than one 4 MiB message can carry.
+    const big = "x".repeat(60_000);
+    for (let i = 0; i < 8; i++) await publish(Array.from({ length: 10 }, (_, j) => event(topic, `e-${i}-${j}`, { big, i, j })));
+    const { events, pages } = await allEvents(topic);
+    expect(events.map((e) => e.event_id).sort()).toEqual(Array.from({ length: 80 }, (_, k) => `e-${Math.floor(k / 10)}-${k % 10}`).sort());
+    expect(pages.length, "the byte limit (1 MiB of stored events) cuts pages of 1000").toBeGreaterThan(3);
+    for (const page of pages.slice(0, -1)) expect(page.has_more).toBe(true);
   });
 
   it("an event with an empty topic refuses the whole request with INVALID_ARGUMENT naming events[0].topic, and stores nothing", async () => {

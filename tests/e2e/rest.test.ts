@@ -128,6 +128,49 @@ describe("GET /events, /stats, /health", () => {
     expect(typeof body.uptime_seconds).toBe("number");
   });
 
+  it("lists the largest topics in /stats (top_topics of them, with the number of all) and every topic, a page at a time, in /topics", async () => {
+    const prefix = `rest-topics-${Date.now()}-`;
+    // Topic k gets k + 1 events, so the largest is the last.
+    const names = Array.from({ length: 12 }, (_, k) => `${prefix}${String(k).padStart(2, "0")}`);
+    await post("/publish", names.flatMap((topic, k) => Array.from({ length: k + 1 }, () => jsonEvent({ topic }))));
+
+    const top = await get("/stats?top_topics=3");
+    expect(top.body.topics).toHaveLength(3);
+    expect(top.body.topics).toEqual([names[11], names[10], names[9]]);
+    expect(top.body.topic_counts).toEqual({ [names[11]!]: 12, [names[10]!]: 11, [names[9]!]: 10 });
+    expect(top.body.topic_count).toBeGreaterThanOrEqual(12);
+
+    const listed: string[] = [];
+    let after = "";
+    for (;;) {
+      const page = await get(`/topics?limit=5&after=${encodeURIComponent(after)}`);
+      expect(page.status).toBe(200);
+      expect(page.body.topics.length).toBeLessThanOrEqual(5);
+      listed.push(...page.body.topics.map((t: { name: string }) => t.name));
+      after = page.body.next_after;
+      if (!page.body.has_more) break;
+    }
+    expect(listed).toEqual([...listed].sort());
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(listed.length).toBe(top.body.topic_count);
+    expect(listed.filter((n) => n.startsWith(prefix))).toEqual(names);
+  });
+
+  it("pages a source filter through at most 10,000 examined events at a time, empty pages saying to read on", async () => {
+    const source = `rest-rare-${Date.now()}`;
+    await post("/publish", jsonEvent({ source }));
+    const events: unknown[] = [];
+    let after = 0;
+    for (;;) {
+      const page = await get(`/events?source=${source}&after=${after}`);
+      expect(page.body.next_cursor).toBeGreaterThanOrEqual(after);
+      events.push(...page.body.events);
+      after = page.body.next_cursor;
+      if (!page.body.has_more) break;
+    }
+    expect(events).toHaveLength(1);
+  });
+
   it("reports health", async () => {
     const res = await get("/health");
     expect(res).toMatchObject({ status: 200, body: { status: "healthy" } });

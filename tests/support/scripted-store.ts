@@ -33,6 +33,10 @@ export class ScriptedStore implements EventStore {
     throw new Error("not used by these tests");
   }
 
+  topics(): never {
+    throw new Error("not used by these tests");
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }

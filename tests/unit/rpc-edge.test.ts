@@ -13,6 +13,9 @@ import { AggregatorService } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { wrapHandler } from "../../src/rpc/rpc-edge.js";
 
+/** The largest request message these handlers are built with; the edge bounds each body's share of the memory budget by it. */
+const readMaxBytes = 4 * 1024 * 1024;
+
 const publish = AggregatorService.method.publish;
 const publishStream = AggregatorService.method.publishStream;
 
@@ -105,7 +108,7 @@ function grpcErrorResponse(status: string, message: string): UniversalServerResp
 describe("wrapHandler", () => {
   it("keeps the properties connect-es's router reads from a handler", () => {
     const handler = fakeHandler(publish, () => ({ status: 200 }));
-    const wrapped = wrapHandler(handler);
+    const wrapped = wrapHandler(handler, readMaxBytes);
     expect(wrapped).not.toBe(handler);
     expect(wrapped.protocolNames).toBe(handler.protocolNames);
     expect(wrapped.service).toBe(handler.service);
@@ -118,13 +121,13 @@ describe("wrapHandler", () => {
   it("passes a successful answer through as the handler gave it", async () => {
     const body = chunks(Buffer.from("{}"));
     const answer: UniversalServerResponse = { status: 200, header: new Headers({ "content-type": "application/json" }), body };
-    const res = await wrapHandler(fakeHandler(publish, () => answer))(request(publish, { contentType: "application/json" }));
+    const res = await wrapHandler(fakeHandler(publish, () => answer), readMaxBytes)(request(publish, { contentType: "application/json" }));
     expect(res).toBe(answer);
   });
 
   describe("Connect unary error bodies", () => {
     it("rewrite an internal 'parse binary' error to invalid_argument with status 400 and the decode message", async () => {
-      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(parseErrorJson)))(request(publish, { contentType: "application/proto" }));
+      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(parseErrorJson)), readMaxBytes)(request(publish, { contentType: "application/proto" }));
       expect(res.status).toBe(400);
       const bytes = await bytesOf(res.body);
       expect(JSON.parse(bytes.toString("utf8"))).toEqual({ code: "invalid_argument", message: rewrittenMessage });
@@ -133,7 +136,7 @@ describe("wrapHandler", () => {
     });
 
     it("keep the handler's other response headers when rewritten", async () => {
-      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(parseErrorJson, 500, { "x-request-id": "r-1" })))(
+      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(parseErrorJson, 500, { "x-request-id": "r-1" })), readMaxBytes)(
         request(publish, { contentType: "application/proto" }),
       );
       expect(res.status).toBe(400);
@@ -147,7 +150,7 @@ describe("wrapHandler", () => {
         header: new Headers({ "content-type": "application/json" }),
         body: chunks(json.subarray(0, 10), json.subarray(10, 30), json.subarray(30)),
       };
-      const res = await wrapHandler(fakeHandler(publish, () => answer))(request(publish, { contentType: "application/proto" }));
+      const res = await wrapHandler(fakeHandler(publish, () => answer), readMaxBytes)(request(publish, { contentType: "application/proto" }));
       expect(res.status).toBe(400);
       expect(errorFromJsonBytes(await bytesOf(res.body), undefined, new ConnectError("not an error body")).code).toBe(Code.InvalidArgument);
     });
@@ -161,21 +164,21 @@ describe("wrapHandler", () => {
       ["a body that is not JSON at all", "not json", 500],
       ["a JSON body that is not a Connect error", '["internal"]', 500],
     ])("pass %s through with the same status and the same bytes", async (_what, json, status) => {
-      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(json, status)))(request(publish, { contentType: "application/json" }));
+      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(json, status)), readMaxBytes)(request(publish, { contentType: "application/json" }));
       expect(res.status).toBe(status);
       expect((await bytesOf(res.body)).toString("utf8")).toBe(json);
     });
 
     it("leave a compressed error body alone, unread", async () => {
       const answer = connectErrorResponse(parseErrorJson, 500, { "content-encoding": "gzip" });
-      const res = await wrapHandler(fakeHandler(publish, () => answer))(request(publish, { contentType: "application/proto" }));
+      const res = await wrapHandler(fakeHandler(publish, () => answer), readMaxBytes)(request(publish, { contentType: "application/proto" }));
       expect(res).toBe(answer);
     });
   });
 
   describe("gRPC trailers", () => {
     it("rewrite grpc-status 13 'parse binary' to grpc-status 3 with the decode message", async () => {
-      const res = await wrapHandler(fakeHandler(publish, () => grpcErrorResponse("13", parseErrorGrpcMessage)))(
+      const res = await wrapHandler(fakeHandler(publish, () => grpcErrorResponse("13", parseErrorGrpcMessage)), readMaxBytes)(
         request(publish, { contentType: "application/grpc+proto" }),
       );
       expect(res.status).toBe(200);
@@ -192,7 +195,7 @@ describe("wrapHandler", () => {
         ["3", parseErrorGrpcMessage],
         ["0", ""],
       ] as const) {
-        const res = await wrapHandler(fakeHandler(publish, () => grpcErrorResponse(status, message)))(request(publish, { contentType: "application/grpc" }));
+        const res = await wrapHandler(fakeHandler(publish, () => grpcErrorResponse(status, message)), readMaxBytes)(request(publish, { contentType: "application/grpc" }));
         expect(res.trailer?.get("grpc-status")).toBe(status);
         expect(res.trailer?.get("grpc-message")).toBe(message);
       }
@@ -201,7 +204,7 @@ describe("wrapHandler", () => {
     it("are rewritten for a server-streaming method too, whose request is decoded before the handler runs", async () => {
       const watch = Health.method.watch;
       expect(watch.methodKind).toBe("server_streaming");
-      const res = await wrapHandler(fakeHandler(watch, () => grpcErrorResponse("13", parseErrorGrpcMessage)))(request(watch, { contentType: "application/grpc" }));
+      const res = await wrapHandler(fakeHandler(watch, () => grpcErrorResponse("13", parseErrorGrpcMessage)), readMaxBytes)(request(watch, { contentType: "application/grpc" }));
       expect(res.trailer?.get("grpc-status")).toBe("3");
     });
   });
@@ -215,7 +218,7 @@ describe("wrapHandler", () => {
 
     it("rewrite a last-chunk trailer frame holding grpc-status 13 'parse binary', leaving the other chunks untouched", async () => {
       const frame = trailerFrame(`grpc-status: 13\r\ngrpc-message: ${parseErrorGrpcMessage}\r\n`);
-      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(messageFrame, frame)))(
+      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(messageFrame, frame)), readMaxBytes)(
         request(publish, { contentType: "application/grpc-web+proto" }),
       );
       expect(res.status).toBe(200);
@@ -229,7 +232,7 @@ describe("wrapHandler", () => {
 
     it("leave a trailer frame with any other status byte for byte", async () => {
       const frame = trailerFrame("grpc-status: 13\r\ngrpc-message: boom\r\n");
-      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(messageFrame, frame)))(
+      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(messageFrame, frame)), readMaxBytes)(
         request(publish, { contentType: "application/grpc-web+proto" }),
       );
       const parts = await collect(res.body);
@@ -240,7 +243,7 @@ describe("wrapHandler", () => {
     it("leave a message frame alone even when its bytes read like a 'parse binary' trailer", async () => {
       const lookalike = trailerFrame(`grpc-status: 13\r\ngrpc-message: ${parseErrorGrpcMessage}\r\n`);
       lookalike[0] = 0x00;
-      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(lookalike)))(request(publish, { contentType: "application/grpc-web+proto" }));
+      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(lookalike)), readMaxBytes)(request(publish, { contentType: "application/grpc-web+proto" }));
       const parts = await collect(res.body);
       expect(parts[0]).toBe(lookalike);
     });
@@ -248,7 +251,7 @@ describe("wrapHandler", () => {
     it("leave a chunk whose declared length does not match its size as it is", async () => {
       const frame = trailerFrame(`grpc-status: 13\r\ngrpc-message: ${parseErrorGrpcMessage}\r\n`);
       frame.writeUInt32BE(frame.length, 1);
-      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(frame)))(request(publish, { contentType: "application/grpc-web" }));
+      const res = await wrapHandler(fakeHandler(publish, () => grpcWebResponse(frame)), readMaxBytes)(request(publish, { contentType: "application/grpc-web" }));
       const parts = await collect(res.body);
       expect(parts[0]).toBe(frame);
     });
@@ -259,11 +262,11 @@ describe("wrapHandler", () => {
       expect(publishStream.methodKind).toBe("client_streaming");
 
       const connectAnswer = connectErrorResponse(parseErrorJson);
-      const connectRes = await wrapHandler(fakeHandler(publishStream, () => connectAnswer))(request(publishStream, { contentType: "application/json" }));
+      const connectRes = await wrapHandler(fakeHandler(publishStream, () => connectAnswer), readMaxBytes)(request(publishStream, { contentType: "application/json" }));
       expect(connectRes).toBe(connectAnswer);
       expect((await bytesOf(connectRes.body)).toString("utf8")).toBe(parseErrorJson);
 
-      const grpcRes = await wrapHandler(fakeHandler(publishStream, () => grpcErrorResponse("13", parseErrorGrpcMessage)))(
+      const grpcRes = await wrapHandler(fakeHandler(publishStream, () => grpcErrorResponse("13", parseErrorGrpcMessage)), readMaxBytes)(
         request(publishStream, { contentType: "application/grpc" }),
       );
       expect(grpcRes.trailer?.get("grpc-status")).toBe("13");
@@ -274,7 +277,7 @@ describe("wrapHandler", () => {
         header: new Headers({ "content-type": "application/grpc-web+proto" }),
         body: chunks(frame),
       };
-      const webRes = await wrapHandler(fakeHandler(publishStream, () => webAnswer))(request(publishStream, { contentType: "application/grpc-web+proto" }));
+      const webRes = await wrapHandler(fakeHandler(publishStream, () => webAnswer), readMaxBytes)(request(publishStream, { contentType: "application/grpc-web+proto" }));
       expect((await collect(webRes.body))[0]).toBe(frame);
     });
   });
@@ -283,7 +286,7 @@ describe("wrapHandler", () => {
     const bare415 = (): UniversalServerResponse => ({ status: 415 });
 
     it("gets a Connect JSON body naming the content type received and every content type Publish accepts", async () => {
-      const res = await wrapHandler(fakeHandler(publish, bare415))(request(publish, { contentType: "text/plain" }));
+      const res = await wrapHandler(fakeHandler(publish, bare415), readMaxBytes)(request(publish, { contentType: "text/plain" }));
       expect(res.status).toBe(415);
       expect(res.header?.get("content-type")).toMatch(/^application\/json/);
       expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({
@@ -295,20 +298,20 @@ describe("wrapHandler", () => {
     });
 
     it("names only the content types of the protocols the handler serves", async () => {
-      const res = await wrapHandler(fakeHandler(publish, bare415, { protocolNames: ["connect"] }))(request(publish, { contentType: "text/plain" }));
+      const res = await wrapHandler(fakeHandler(publish, bare415, { protocolNames: ["connect"] }), readMaxBytes)(request(publish, { contentType: "text/plain" }));
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
       expect(body.message).toBe("content-type text/plain is not supported by Publish; use application/json or application/proto");
     });
 
     it("says (none) when the request had no content type", async () => {
-      const res = await wrapHandler(fakeHandler(publish, bare415, { protocolNames: ["connect"] }))(request(publish));
+      const res = await wrapHandler(fakeHandler(publish, bare415, { protocolNames: ["connect"] }), readMaxBytes)(request(publish));
       expect(res.status).toBe(415);
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
       expect(body.message).toBe("content-type (none) is not supported by Publish; use application/json or application/proto");
     });
 
     it("becomes a trailers-only gRPC answer (HTTP 200, grpc-status 3) for an application/grpc+something request", async () => {
-      const res = await wrapHandler(fakeHandler(publish, bare415))(request(publish, { contentType: "application/grpc+avro" }));
+      const res = await wrapHandler(fakeHandler(publish, bare415), readMaxBytes)(request(publish, { contentType: "application/grpc+avro" }));
       expect(res.status).toBe(200);
       expect(res.body).toBeUndefined();
       expect(res.header?.get("content-type")).toBe("application/grpc+avro");
@@ -320,7 +323,7 @@ describe("wrapHandler", () => {
 
     it("is left alone when the handler gave it a body", async () => {
       const answer = connectErrorResponse('{"code":"invalid_argument","message":"own words"}', 415);
-      const res = await wrapHandler(fakeHandler(publish, () => answer))(request(publish, { contentType: "text/plain" }));
+      const res = await wrapHandler(fakeHandler(publish, () => answer), readMaxBytes)(request(publish, { contentType: "text/plain" }));
       expect(res.status).toBe(415);
       expect((await bytesOf(res.body)).toString("utf8")).toBe('{"code":"invalid_argument","message":"own words"}');
     });
@@ -328,7 +331,7 @@ describe("wrapHandler", () => {
 
   describe("a bare 405", () => {
     it("gets a JSON body naming the allowed methods and an Allow header", async () => {
-      const res = await wrapHandler(fakeHandler(publish, () => ({ status: 405 })))(request(publish, { method: "GET" }));
+      const res = await wrapHandler(fakeHandler(publish, () => ({ status: 405 })), readMaxBytes)(request(publish, { method: "GET" }));
       expect(res.status).toBe(405);
       expect(res.header?.get("allow")).toBe("POST");
       expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({ code: "invalid_argument", message: "Publish only accepts POST, not GET" });
@@ -336,7 +339,7 @@ describe("wrapHandler", () => {
 
     it("lists every allowed method in the message and the Allow header", async () => {
       const handler = fakeHandler(publish, () => ({ status: 405 }), { allowedMethods: ["GET", "POST"] });
-      const res = await wrapHandler(handler)(request(publish, { method: "DELETE" }));
+      const res = await wrapHandler(handler, readMaxBytes)(request(publish, { method: "DELETE" }));
       expect(res.header?.get("allow")).toBe("GET, POST");
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
       expect(body.message).toBe("Publish only accepts GET or POST, not DELETE");

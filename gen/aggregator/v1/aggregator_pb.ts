@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file aggregator/v1/aggregator.proto.
  */
 export const file_aggregator_v1_aggregator: GenFile = /*@__PURE__*/
-  fileDesc("Ch5hZ2dyZWdhdG9yL3YxL2FnZ3JlZ2F0b3IucHJvdG8SDWFnZ3JlZ2F0b3IudjEikQEKBUV2ZW50Eg0KBXRvcGljGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAQgASgJEigKB3BheWxvYWQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjYKDlB1Ymxpc2hSZXF1ZXN0EiQKBmV2ZW50cxgBIAMoCzIULmFnZ3JlZ2F0b3IudjEuRXZlbnQiswEKDVB1Ymxpc2hSZXN1bHQSMwoGc3RhdHVzGAEgASgOMiMuYWdncmVnYXRvci52MS5QdWJsaXNoUmVzdWx0LlN0YXR1cxILCgNzZXEYAiABKAQiYAoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhMKD1NUQVRVU19BQ0NFUFRFRBABEhQKEFNUQVRVU19EVVBMSUNBVEUQAhITCg9TVEFUVVNfQ09ORkxJQ1QQAyJ5Cg9QdWJsaXNoUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SEgoKZHVwbGljYXRlcxgCIAEoDRIRCgljb25mbGljdHMYAyABKA0SLQoHcmVzdWx0cxgEIAMoCzIcLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlc3VsdCI8ChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIkCgZldmVudHMYASADKAsyFC5hZ2dyZWdhdG9yLnYxLkV2ZW50InMKFVB1Ymxpc2hTdHJlYW1SZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIQCghhY2NlcHRlZBgCIAEoBBISCgpkdXBsaWNhdGVzGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIPCgdiYXRjaGVzGAUgASgEIqYBCg1FdmVudHNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIRCglhZnRlcl9zZXEYAyABKAQSDQoFbGltaXQYBCABKA0SKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoLU3RvcmVkRXZlbnQSCwoDc2VxGAEgASgEEg0KBXRvcGljGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY2VpdmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjCg5FdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5hZ2dyZWdhdG9yLnYxLlN0b3JlZEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgEEhAKCGhhc19tb3JlGAMgASgIIg4KDFN0YXRzUmVxdWVzdCIpCgpUb3BpY0NvdW50EgwKBG5hbWUYASABKAkSDQoFY291bnQYAiABKAQivAIKDVN0YXRzUmVzcG9uc2USEAoIcmVjZWl2ZWQYASABKAQSGAoQdW5pcXVlX3Byb2Nlc3NlZBgCIAEoBBIZChFkdXBsaWNhdGVfZHJvcHBlZBgDIAEoBBIRCgljb25mbGljdHMYBCABKAQSKQoGdG9waWNzGAUgAygLMhkuYWdncmVnYXRvci52MS5Ub3BpY0NvdW50EhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEi4KCnN0YXJ0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHF1ZXVlX2V2ZW50cxgIIAEoDRITCgtxdWV1ZV9ieXRlcxgJIAEoBBIYChByZWplY3RlZF9pbnZhbGlkGAogASgEEhkKEXJlamVjdGVkX292ZXJsb2FkGAsgASgEMtACChFBZ2dyZWdhdG9yU2VydmljZRJICgdQdWJsaXNoEh0uYWdncmVnYXRvci52MS5QdWJsaXNoUmVxdWVzdBoeLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlc3BvbnNlElwKDVB1Ymxpc2hTdHJlYW0SIy5hZ2dyZWdhdG9yLnYxLlB1Ymxpc2hTdHJlYW1SZXF1ZXN0GiQuYWdncmVnYXRvci52MS5QdWJsaXNoU3RyZWFtUmVzcG9uc2UoARJKCgZFdmVudHMSHC5hZ2dyZWdhdG9yLnYxLkV2ZW50c1JlcXVlc3QaHS5hZ2dyZWdhdG9yLnYxLkV2ZW50c1Jlc3BvbnNlIgOQAgESRwoFU3RhdHMSGy5hZ2dyZWdhdG9yLnYxLlN0YXRzUmVxdWVzdBocLmFnZ3JlZ2F0b3IudjEuU3RhdHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5hZ2dyZWdhdG9yL3YxL2FnZ3JlZ2F0b3IucHJvdG8SDWFnZ3JlZ2F0b3IudjEikQEKBUV2ZW50Eg0KBXRvcGljGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAQgASgJEigKB3BheWxvYWQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjYKDlB1Ymxpc2hSZXF1ZXN0EiQKBmV2ZW50cxgBIAMoCzIULmFnZ3JlZ2F0b3IudjEuRXZlbnQiswEKDVB1Ymxpc2hSZXN1bHQSMwoGc3RhdHVzGAEgASgOMiMuYWdncmVnYXRvci52MS5QdWJsaXNoUmVzdWx0LlN0YXR1cxILCgNzZXEYAiABKAQiYAoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhMKD1NUQVRVU19BQ0NFUFRFRBABEhQKEFNUQVRVU19EVVBMSUNBVEUQAhITCg9TVEFUVVNfQ09ORkxJQ1QQAyJ5Cg9QdWJsaXNoUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SEgoKZHVwbGljYXRlcxgCIAEoDRIRCgljb25mbGljdHMYAyABKA0SLQoHcmVzdWx0cxgEIAMoCzIcLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlc3VsdCI8ChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIkCgZldmVudHMYASADKAsyFC5hZ2dyZWdhdG9yLnYxLkV2ZW50InMKFVB1Ymxpc2hTdHJlYW1SZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIQCghhY2NlcHRlZBgCIAEoBBISCgpkdXBsaWNhdGVzGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIPCgdiYXRjaGVzGAUgASgEIqYBCg1FdmVudHNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIRCglhZnRlcl9zZXEYAyABKAQSDQoFbGltaXQYBCABKA0SKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoLU3RvcmVkRXZlbnQSCwoDc2VxGAEgASgEEg0KBXRvcGljGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY2VpdmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjCg5FdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5hZ2dyZWdhdG9yLnYxLlN0b3JlZEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgEEhAKCGhhc19tb3JlGAMgASgIIiIKDFN0YXRzUmVxdWVzdBISCgp0b3BfdG9waWNzGAEgASgNIikKClRvcGljQ291bnQSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBCLsAgoNU3RhdHNSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIYChB1bmlxdWVfcHJvY2Vzc2VkGAIgASgEEhkKEWR1cGxpY2F0ZV9kcm9wcGVkGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIpCgZ0b3BpY3MYBSADKAsyGS5hZ2dyZWdhdG9yLnYxLlRvcGljQ291bnQSFgoOdXB0aW1lX3NlY29uZHMYBiABKAESLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcXVldWVfZXZlbnRzGAggASgNEhMKC3F1ZXVlX2J5dGVzGAkgASgEEhgKEHJlamVjdGVkX2ludmFsaWQYCiABKAQSGQoRcmVqZWN0ZWRfb3ZlcmxvYWQYCyABKAQSEwoLdG9waWNfY291bnQYDCABKAQSGQoRbWVtb3J5X2hlbGRfYnl0ZXMYDSABKAQiLQoNVG9waWNzUmVxdWVzdBINCgVhZnRlchgBIAEoCRINCgVsaW1pdBgCIAEoDSJhCg5Ub3BpY3NSZXNwb25zZRIpCgZ0b3BpY3MYASADKAsyGS5hZ2dyZWdhdG9yLnYxLlRvcGljQ291bnQSEgoKbmV4dF9hZnRlchgCIAEoCRIQCghoYXNfbW9yZRgDIAEoCDKcAwoRQWdncmVnYXRvclNlcnZpY2USSAoHUHVibGlzaBIdLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlcXVlc3QaHi5hZ2dyZWdhdG9yLnYxLlB1Ymxpc2hSZXNwb25zZRJcCg1QdWJsaXNoU3RyZWFtEiMuYWdncmVnYXRvci52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBokLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFN0cmVhbVJlc3BvbnNlKAESSgoGRXZlbnRzEhwuYWdncmVnYXRvci52MS5FdmVudHNSZXF1ZXN0Gh0uYWdncmVnYXRvci52MS5FdmVudHNSZXNwb25zZSIDkAIBEkcKBVN0YXRzEhsuYWdncmVnYXRvci52MS5TdGF0c1JlcXVlc3QaHC5hZ2dyZWdhdG9yLnYxLlN0YXRzUmVzcG9uc2UiA5ACARJKCgZUb3BpY3MSHC5hZ2dyZWdhdG9yLnYxLlRvcGljc1JlcXVlc3QaHS5hZ2dyZWdhdG9yLnYxLlRvcGljc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Event is one producer event. (topic, event_id) is its identity.
@@ -278,7 +278,9 @@ export type EventsRequest = Message<"aggregator.v1.EventsRequest"> & {
   afterSeq: bigint;
 
   /**
-   * Page size: 100 when unset, at most 1000.
+   * Page size: 100 when unset, at most 1000. A page also stops before it
+   * would pass the server's page byte limit (1 MiB of stored events by
+   * default), so it always fits a default gRPC client's 4 MiB.
    *
    * @generated from field: uint32 limit = 4;
    */
@@ -293,6 +295,11 @@ export type EventsRequest = Message<"aggregator.v1.EventsRequest"> & {
 
   /**
    * Only events whose timestamp is before this instant.
+   *
+   * source, since and until cannot use an index: a request with any of them
+   * examines at most 10,000 stored events after after_seq, so a page may hold
+   * fewer events than limit, even none, with has_more set: read on from
+   * next_cursor.
    *
    * @generated from field: google.protobuf.Timestamp until = 6;
    */
@@ -377,7 +384,7 @@ export type EventsResponse = Message<"aggregator.v1.EventsResponse"> & {
   nextCursor: bigint;
 
   /**
-   * True when more events match beyond this page.
+   * True when more events may match beyond next_cursor.
    *
    * @generated from field: bool has_more = 3;
    */
@@ -392,11 +399,18 @@ export const EventsResponseSchema: GenMessage<EventsResponse> = /*@__PURE__*/
   messageDesc(file_aggregator_v1_aggregator, 8);
 
 /**
- * StatsRequest takes no arguments.
+ * StatsRequest says how many topics to list.
  *
  * @generated from message aggregator.v1.StatsRequest
  */
 export type StatsRequest = Message<"aggregator.v1.StatsRequest"> & {
+  /**
+   * How many of the topics with the most events to list: 100 when unset, at
+   * most 1000. Topics lists them all.
+   *
+   * @generated from field: uint32 top_topics = 1;
+   */
+  topTopics: number;
 };
 
 /**
@@ -467,7 +481,7 @@ export type StatsResponse = Message<"aggregator.v1.StatsResponse"> & {
   conflicts: bigint;
 
   /**
-   * Stored events per topic, by name.
+   * The topics with the most stored events, most first (top_topics of them).
    *
    * @generated from field: repeated aggregator.v1.TopicCount topics = 5;
    */
@@ -514,6 +528,21 @@ export type StatsResponse = Message<"aggregator.v1.StatsResponse"> & {
    * @generated from field: uint64 rejected_overload = 11;
    */
   rejectedOverload: bigint;
+
+  /**
+   * Distinct topics stored; topics lists the largest of them.
+   *
+   * @generated from field: uint64 topic_count = 12;
+   */
+  topicCount: bigint;
+
+  /**
+   * Bytes of the memory budget held for clients right now: requests being
+   * read until they commit, answers being written.
+   *
+   * @generated from field: uint64 memory_held_bytes = 13;
+   */
+  memoryHeldBytes: bigint;
 };
 
 /**
@@ -522,6 +551,67 @@ export type StatsResponse = Message<"aggregator.v1.StatsResponse"> & {
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
   messageDesc(file_aggregator_v1_aggregator, 11);
+
+/**
+ * TopicsRequest selects a page of topics, by name.
+ *
+ * @generated from message aggregator.v1.TopicsRequest
+ */
+export type TopicsRequest = Message<"aggregator.v1.TopicsRequest"> & {
+  /**
+   * Only topics whose name sorts after this one: pass the previous next_after.
+   *
+   * @generated from field: string after = 1;
+   */
+  after: string;
+
+  /**
+   * Page size: 1000 when unset, at most 2000.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message aggregator.v1.TopicsRequest.
+ * Use `create(TopicsRequestSchema)` to create a new message.
+ */
+export const TopicsRequestSchema: GenMessage<TopicsRequest> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 12);
+
+/**
+ * TopicsResponse is one page of topics, by name.
+ *
+ * @generated from message aggregator.v1.TopicsResponse
+ */
+export type TopicsResponse = Message<"aggregator.v1.TopicsResponse"> & {
+  /**
+   * @generated from field: repeated aggregator.v1.TopicCount topics = 1;
+   */
+  topics: TopicCount[];
+
+  /**
+   * Pass as after to read on.
+   *
+   * @generated from field: string next_after = 2;
+   */
+  nextAfter: string;
+
+  /**
+   * True when more topics follow.
+   *
+   * @generated from field: bool has_more = 3;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message aggregator.v1.TopicsResponse.
+ * Use `create(TopicsResponseSchema)` to create a new message.
+ */
+export const TopicsResponseSchema: GenMessage<TopicsResponse> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 13);
 
 /**
  * AggregatorService stores each (topic, event_id) exactly once and durably,
@@ -575,6 +665,16 @@ export const AggregatorService: GenService<{
     methodKind: "unary";
     input: typeof StatsRequestSchema;
     output: typeof StatsResponseSchema;
+  },
+  /**
+   * Topics lists every topic with its count, by name, a page at a time.
+   *
+   * @generated from rpc aggregator.v1.AggregatorService.Topics
+   */
+  topics: {
+    methodKind: "unary";
+    input: typeof TopicsRequestSchema;
+    output: typeof TopicsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_aggregator_v1_aggregator, 0);

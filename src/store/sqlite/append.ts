@@ -30,9 +30,11 @@ export function createGroupAppender(db: Database.Database): GroupAppender {
   );
   const existing = db.prepare("SELECT seq, payload FROM events WHERE topic = ? AND event_id = ?");
   const bumpCounters = db.prepare(
-    "UPDATE counters SET received = received + ?, unique_processed = unique_processed + ?, duplicate_dropped = duplicate_dropped + ?, conflicts = conflicts + ? WHERE id = 1",
+    "UPDATE counters SET received = received + ?, unique_processed = unique_processed + ?, duplicate_dropped = duplicate_dropped + ?, conflicts = conflicts + ?, topics = topics + ? WHERE id = 1",
   );
-  const bumpTopic = db.prepare("INSERT INTO topic_counts (topic, count) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET count = count + excluded.count");
+  // Update first, insert when there was nothing to update: the insert tells that the topic is new.
+  const bumpTopic = db.prepare("UPDATE topic_counts SET count = count + ? WHERE topic = ?");
+  const addTopic = db.prepare("INSERT INTO topic_counts (topic, count) VALUES (?, ?)");
 
   const appendGroup = db.transaction((batches: FlatBatch[]): AppendResult => {
     const receivedAt = new Date().toISOString();
@@ -69,8 +71,14 @@ export function createGroupAppender(db: Database.Database): GroupAppender {
         }
       }
     }
-    bumpCounters.run(received, accepted, duplicates, conflicts);
-    for (const [topic, count] of storedPerTopic) bumpTopic.run(topic, count);
+    let newTopics = 0;
+    for (const [topic, count] of storedPerTopic) {
+      if (bumpTopic.run(count, topic).changes === 0) {
+        addTopic.run(topic, count);
+        newTopics++;
+      }
+    }
+    bumpCounters.run(received, accepted, duplicates, conflicts, newTopics);
     return { statuses, seqs };
   });
 

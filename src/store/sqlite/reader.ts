@@ -1,10 +1,11 @@
 import type Database from "better-sqlite3";
-import type { EventPage, EventQuery, StoreStats, StoredEventRow } from "../types.js";
+import { eventBytes, maxRowsExamined, type EventPage, type EventQuery, type StoreStats, type StoredEventRow, type TopicPage } from "../types.js";
 
-/** Queries on a read-only connection: pages of events and the committed counters. */
+/** Queries on a read-only connection: pages of events and topics, and the committed counters. */
 export interface StoreReader {
   page(query: EventQuery): EventPage;
-  stats(): StoreStats;
+  stats(topTopics: number): StoreStats;
+  topics(after: string, limit: number): TopicPage;
 }
 
 interface EventRowSql {
@@ -19,63 +20,95 @@ interface EventRowSql {
 
 const columns = "seq, topic, event_id, ts, source, payload, received_at";
 
-/** Builds the prepared statements once; each filter combination is one statement with optional parameters. */
+/** The unindexed filters, each switched off by a NULL parameter, so no SQL text is ever built from input. */
+const unindexedFilters = "(@source IS NULL OR source = @source) AND (@since IS NULL OR ts >= @since) AND (@until IS NULL OR ts < @until)";
+
+/**
+ * Builds the prepared statements once. Every page query walks an index in
+ * seq order and is read row by row, so it stops at the page's row or byte
+ * limit without materializing more. Filters no index serves (source, time
+ * range) are bounded by a seq window instead: seq is the rowid, assigned
+ * max + 1 by the one writer and never deleted, so `seq <= after + N`
+ * examines at most N rows, through the topic index or the table itself.
+ */
 export function createStoreReader(db: Database.Database): StoreReader {
-  // NULL parameters switch a filter off, so one prepared statement serves every combination
-  // and no SQL text is ever built from input.
-  const pageByTopic = db.prepare(
-    `SELECT ${columns} FROM events
-     WHERE topic = @topic AND seq > @afterSeq
-       AND (@source IS NULL OR source = @source)
-       AND (@since IS NULL OR ts >= @since) AND (@until IS NULL OR ts < @until)
-     ORDER BY seq LIMIT @limit`,
+  const byTopic = db.prepare(`SELECT ${columns} FROM events WHERE topic = @topic AND seq > @afterSeq ORDER BY seq`);
+  const all = db.prepare(`SELECT ${columns} FROM events WHERE seq > @afterSeq ORDER BY seq`);
+  const byTopicInWindow = db.prepare(
+    `SELECT ${columns} FROM events WHERE topic = @topic AND seq > @afterSeq AND seq <= @windowEnd AND ${unindexedFilters} ORDER BY seq`,
   );
-  const pageAll = db.prepare(
-    `SELECT ${columns} FROM events
-     WHERE seq > @afterSeq
-       AND (@source IS NULL OR source = @source)
-       AND (@since IS NULL OR ts >= @since) AND (@until IS NULL OR ts < @until)
-     ORDER BY seq LIMIT @limit`,
-  );
-  const counters = db.prepare("SELECT received, unique_processed, duplicate_dropped, conflicts FROM counters WHERE id = 1");
-  const topics = db.prepare("SELECT topic AS name, count FROM topic_counts ORDER BY topic");
+  const allInWindow = db.prepare(`SELECT ${columns} FROM events WHERE seq > @afterSeq AND seq <= @windowEnd AND ${unindexedFilters} ORDER BY seq`);
+  const lastSeq = db.prepare("SELECT coalesce(max(seq), 0) AS seq FROM events");
+  const counters = db.prepare("SELECT received, unique_processed, duplicate_dropped, conflicts, topics FROM counters WHERE id = 1");
+  const largestTopics = db.prepare("SELECT topic AS name, count FROM topic_counts ORDER BY count DESC, topic LIMIT ?");
+  const topicsAfter = db.prepare("SELECT topic AS name, count FROM topic_counts WHERE topic > ? ORDER BY topic LIMIT ?");
+
+  // One read transaction, so the window's end and the rows come from the same snapshot.
+  const readPage = db.transaction((query: EventQuery): EventPage => {
+    const windowed = query.source !== undefined || query.since !== undefined || query.until !== undefined;
+    if (!windowed) {
+      const statement = query.topic === undefined ? all : byTopic;
+      return collect(statement.iterate({ topic: query.topic ?? null, afterSeq: query.afterSeq }) as IterableIterator<EventRowSql>, query, undefined);
+    }
+    const head = (lastSeq.get() as { seq: number }).seq;
+    const windowEnd = Math.min(query.afterSeq + maxRowsExamined, head);
+    const statement = query.topic === undefined ? allInWindow : byTopicInWindow;
+    const rows = statement.iterate({
+      topic: query.topic ?? null,
+      afterSeq: query.afterSeq,
+      windowEnd,
+      source: query.source ?? null,
+      since: query.since ?? null,
+      until: query.until ?? null,
+    }) as IterableIterator<EventRowSql>;
+    return collect(rows, query, { end: windowEnd, head });
+  });
 
   // One read transaction so counters and topic counts come from the same snapshot.
-  const readStats = db.transaction((): StoreStats => {
-    const c = counters.get() as { received: number; unique_processed: number; duplicate_dropped: number; conflicts: number };
+  const readStats = db.transaction((topTopics: number): StoreStats => {
+    const c = counters.get() as { received: number; unique_processed: number; duplicate_dropped: number; conflicts: number; topics: number };
     return {
       received: c.received,
       uniqueProcessed: c.unique_processed,
       duplicateDropped: c.duplicate_dropped,
       conflicts: c.conflicts,
-      topics: topics.all() as { name: string; count: number }[],
+      topicCount: c.topics,
+      topTopics: largestTopics.all(topTopics) as { name: string; count: number }[],
     };
   });
 
   return {
-    page(query) {
-      const params = {
-        topic: query.topic ?? null,
-        source: query.source ?? null,
-        afterSeq: query.afterSeq,
-        since: query.since ?? null,
-        until: query.until ?? null,
-        // One extra row tells whether another page follows.
-        limit: query.limit + 1,
-      };
-      const rows = (query.topic === undefined ? pageAll : pageByTopic).all(params) as EventRowSql[];
-      const hasMore = rows.length > query.limit;
-      const events: StoredEventRow[] = rows.slice(0, query.limit).map((r) => ({
-        seq: r.seq,
-        topic: r.topic,
-        eventId: r.event_id,
-        ts: r.ts,
-        source: r.source,
-        payload: r.payload,
-        receivedAt: r.received_at,
-      }));
-      return { events, hasMore };
+    page: (query) => readPage(query),
+    stats: (topTopics) => readStats(topTopics),
+    topics(after, limit) {
+      // One extra row tells whether another page follows.
+      const topics = topicsAfter.all(after, limit + 1) as { name: string; count: number }[];
+      return { topics: topics.slice(0, limit), hasMore: topics.length > limit };
     },
-    stats: () => readStats(),
   };
+}
+
+/**
+ * Takes rows until the page is full in rows or bytes. The first row is
+ * always taken, so a page moves on even past an event larger than the byte
+ * limit. With a window, running out of rows means the window is done: the
+ * cursor moves to its end, and more may follow if the window ended before
+ * the newest event.
+ */
+function collect(rows: IterableIterator<EventRowSql>, query: EventQuery, window: { end: number; head: number } | undefined): EventPage {
+  const events: StoredEventRow[] = [];
+  let bytes = 0;
+  for (const r of rows) {
+    const row: StoredEventRow = { seq: r.seq, topic: r.topic, eventId: r.event_id, ts: r.ts, source: r.source, payload: r.payload, receivedAt: r.received_at };
+    const size = eventBytes(row);
+    if (events.length === query.limit || (events.length > 0 && bytes + size > query.maxBytes)) {
+      // Leaving the loop ends the statement's iteration: nothing more is read.
+      return { events, nextCursor: events.at(-1)!.seq, hasMore: true };
+    }
+    events.push(row);
+    bytes += size;
+  }
+  if (window === undefined) return { events, nextCursor: events.at(-1)?.seq ?? query.afterSeq, hasMore: false };
+  const nextCursor = Math.max(window.end, query.afterSeq);
+  return { events, nextCursor, hasMore: nextCursor < window.head };
 }

@@ -34,6 +34,13 @@ const migrations: string[] = [
     count INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // Stats lists the largest topics and their number without reading every
+  // topic: an index by count, and the count kept with the other counters.
+  `
+  ALTER TABLE counters ADD COLUMN topics INTEGER NOT NULL DEFAULT 0;
+  UPDATE counters SET topics = (SELECT count(*) FROM topic_counts);
+  CREATE INDEX topic_counts_by_count ON topic_counts (count DESC, topic);
+  `,
 ];
 
 /** Schema version this build writes. */

@@ -31,7 +31,8 @@ export async function openSqliteStore(dbPath: string, durability: Durability, lo
   return {
     append: (records) => writer.append(records),
     page: async (query) => reader.page(query),
-    stats: async () => reader.stats(),
+    stats: async (topTopics) => reader.stats(topTopics),
+    topics: async (after, limit) => reader.topics(after, limit),
     async close() {
       await checkpointer?.stop();
       await writer.close();

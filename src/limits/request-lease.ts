@@ -1,0 +1,91 @@
+import { createContextKey, type ContextValues } from "@connectrpc/connect";
+import type { HttpRequest, HttpResponse } from "../http/route-table.js";
+import { OverloadedError } from "../ingest/refusals.js";
+import type { MemoryBudget, Reservation } from "./memory-budget.js";
+
+/** How long a client refused for memory is asked to wait: answers in flight drain in about that time. */
+const retryAfterSeconds = 1;
+
+/**
+ * What one HTTP request holds of the memory budget. Every share it takes is
+ * given back when the response closes (finished, reset or cut), so nothing a
+ * request held outlives it, however it ends; a stream's messages give theirs
+ * back earlier, as each one commits (releaseMessage).
+ */
+export class RequestLease {
+  private readonly held = new Set<Reservation>();
+  private readonly messages: Reservation[] = [];
+  private ended = false;
+
+  constructor(private readonly budget: MemoryBudget) {}
+
+  /** Holds `bytes` until the request ends, or refuses the request (OverloadedError: `unavailable`, retry) when the budget cannot give them now. */
+  hold(bytes: number): void {
+    const reservation = this.budget.tryTake(bytes);
+    if (reservation === undefined) throw new OverloadedError(retryAfterSeconds, "the memory budget for requests in flight is spent");
+    this.keep(reservation);
+  }
+
+  /**
+   * Waits until the budget can give a stream message's `bytes`: until then the
+   * stream is not read, so flow control holds its client back. The share is
+   * given back by releaseMessage once the message is done with.
+   */
+  async holdMessage(bytes: number, signal: AbortSignal): Promise<void> {
+    const reservation = await this.budget.take(bytes, signal);
+    if (!this.keep(reservation)) return;
+    this.messages.push(reservation);
+  }
+
+  /** Gives back the oldest message's share: messages of a stream commit in the order they were read. */
+  releaseMessage(): void {
+    const reservation = this.messages.shift();
+    if (reservation === undefined) return;
+    this.held.delete(reservation);
+    reservation.release();
+  }
+
+  /** Gives back everything; called when the response closes. */
+  end(): void {
+    this.ended = true;
+    for (const reservation of this.held) reservation.release();
+    this.held.clear();
+    this.messages.length = 0;
+  }
+
+  private keep(reservation: Reservation): boolean {
+    if (this.ended) {
+      reservation.release();
+      return false;
+    }
+    this.held.add(reservation);
+    return true;
+  }
+}
+
+const leases = new WeakMap<HttpRequest, RequestLease>();
+
+/** Opens the lease of a request as it arrives; it ends when the response closes. */
+export function openLease(req: HttpRequest, res: HttpResponse, budget: MemoryBudget): RequestLease {
+  const lease = new RequestLease(budget);
+  leases.set(req, lease);
+  res.once("close", () => lease.end());
+  return lease;
+}
+
+/** The lease of a request the server is serving (openLease ran for every one of them). */
+export function leaseOf(req: HttpRequest): RequestLease {
+  const lease = leases.get(req);
+  if (lease === undefined) throw new Error("request served without a memory lease");
+  return lease;
+}
+
+/** Where an RPC handler finds its request's lease (set by the RPC front door from the request). */
+export const leaseKey = createContextKey<RequestLease | undefined>(undefined, { description: "memory lease of the request" });
+
+/** The lease of the call whose context values these are. */
+export function leaseIn(values: ContextValues): RequestLease {
+  const lease = values.get(leaseKey);
+  if (lease === undefined) throw new Error("call served without a memory lease");
+  return lease;
+}
