@@ -87,6 +87,8 @@ export function grpcStatusFields(err: ConnectError | undefined): Record<string, 
 
 /** What send() needs of a response: Node's HTTP/1.1 and HTTP/2 responses both have it. */
 interface AnswerTarget {
+  statusCode: number;
+  setHeader(name: string, value: string): unknown;
   writeHead(status: number, headers: Record<string, string>): unknown;
   end(): unknown;
   end(body: Uint8Array): unknown;
@@ -94,9 +96,18 @@ interface AnswerTarget {
 
 /** Writes an answer to a Node response. */
 export function send(res: AnswerTarget, answer: Rendered): void {
+  if (answer.body === undefined) {
+    // A gRPC trailers-only answer must be one HEADERS frame that ends the
+    // stream: writeHead() would send the headers on their own, and grpc-js
+    // then reads a stream that ends without a status (INTERNAL). Headers
+    // set before end() go out with the end of the stream.
+    res.statusCode = answer.status;
+    for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
+    res.end();
+    return;
+  }
   res.writeHead(answer.status, answer.headers);
-  if (answer.body === undefined) res.end();
-  else res.end(answer.body);
+  res.end(answer.body);
 }
 
 /** An error for a request no operation matched: `unimplemented` on an RPC-shaped path, `not_found` on any other. */
