@@ -119,3 +119,8 @@ export function notFound(method: string, path: string): { err: ConnectError; rpc
 
 /** A path shaped like an RPC (/package.Service/Method). */
 const rpcPath = /^\/([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\/([A-Za-z_]\w*)$/;
+
+/** Whether a path is shaped like an RPC (/package.Service/Method): its refusals are answered in the RPC protocols' forms. */
+export function isRpcPath(path: string): boolean {
+  return rpcPath.test(path);
+}

@@ -26,7 +26,10 @@ const statusNames: Record<number, string> = {
   [AppendStatus.conflict]: "CONFLICT",
 };
 
-/** Content types /publish reads as JSON: curl -d sends form-urlencoded unless told otherwise. */
+/**
+ * Content types /publish reads as JSON: curl -d sends form-urlencoded unless
+ * told otherwise. From browsers only JSON gets this far (http/browser-guard.ts).
+ */
 const jsonishContentType = /^(application\/json|application\/[\w.+-]+\+json|text\/plain|application\/x-www-form-urlencoded)\s*(;|$)/i;
 
 /**
