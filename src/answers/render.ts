@@ -3,6 +3,7 @@ import { codeToString, errorToJson } from "@connectrpc/connect/protocol-connect"
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { ValidationError } from "../codec/violations.js";
 import { httpStatusFor } from "./http-status.js";
+import { quoted } from "./quote.js";
 
 /**
  * The one place that renders answers: JSON bodies for the REST routes and the
@@ -113,8 +114,8 @@ export function send(res: AnswerTarget, answer: Rendered): void {
 /** An error for a request no operation matched: `unimplemented` on an RPC-shaped path, `not_found` on any other. */
 export function notFound(method: string, path: string): { err: ConnectError; rpc: boolean } {
   const rpc = rpcPath.exec(path);
-  if (rpc !== null) return { err: new ConnectError(`no method ${rpc[2]} in service ${rpc[1]} on this server`, Code.Unimplemented), rpc: true };
-  return { err: new ConnectError(`no route for ${method} ${path}`, Code.NotFound), rpc: false };
+  if (rpc !== null) return { err: new ConnectError(`no method ${quoted(rpc[2]!)} in service ${quoted(rpc[1]!)} on this server`, Code.Unimplemented), rpc: true };
+  return { err: new ConnectError(`no route for ${quoted(`${method} ${path}`)}`, Code.NotFound), rpc: false };
 }
 
 /** A path shaped like an RPC (/package.Service/Method). */

@@ -3,6 +3,7 @@ import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { isBinaryParseError, toConnectError } from "../answers/failures.js";
+import { quoted } from "../answers/quote.js";
 import { grpcStatusFields, renderError, rpcSurface, type Rendered } from "../answers/render.js";
 
 /**
@@ -60,13 +61,13 @@ export function wrapHandler(handler: UniversalHandler): UniversalHandler {
 function unsupportedMediaType(handler: UniversalHandler, req: UniversalServerRequest): UniversalServerResponse {
   const received = req.header.get("content-type") ?? "";
   const supported = handler.protocolNames.flatMap((p) => contentTypesByProtocol[p] ?? []);
-  const message = `content-type ${received === "" ? "(none)" : received} is not supported by ${handler.method.name}; use ${listed(supported)}`;
+  const message = `content-type ${received === "" ? "(none)" : quoted(received)} is not supported by ${handler.method.name}; use ${listed(supported)}`;
   return refusal(req, 415, message);
 }
 
 function methodNotAllowed(handler: UniversalHandler, req: UniversalServerRequest): UniversalServerResponse {
   const allowed = handler.allowedMethods;
-  const message = `${handler.method.name} only accepts ${listed(allowed)}, not ${req.method}`;
+  const message = `${handler.method.name} only accepts ${listed(allowed)}, not ${quoted(req.method)}`;
   return refusal(req, 405, message, { allow: allowed.join(", ") });
 }
 

@@ -289,7 +289,7 @@ describe("wrapHandler", () => {
       expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({
         code: "invalid_argument",
         message:
-          "content-type text/plain is not supported by Publish; use application/json, application/proto, application/grpc, application/grpc+proto, " +
+          'content-type "text/plain" is not supported by Publish; use application/json, application/proto, application/grpc, application/grpc+proto, ' +
           "application/grpc+json, application/grpc-web, application/grpc-web+proto or application/grpc-web+json",
       });
     });
@@ -297,7 +297,7 @@ describe("wrapHandler", () => {
     it("names only the content types of the protocols the handler serves", async () => {
       const res = await wrapHandler(fakeHandler(publish, bare415, { protocolNames: ["connect"] }))(request(publish, { contentType: "text/plain" }));
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
-      expect(body.message).toBe("content-type text/plain is not supported by Publish; use application/json or application/proto");
+      expect(body.message).toBe('content-type "text/plain" is not supported by Publish; use application/json or application/proto');
     });
 
     it("says (none) when the request had no content type", async () => {
@@ -315,7 +315,7 @@ describe("wrapHandler", () => {
       expect(res.header?.get("grpc-status")).toBe("3");
       const err = findTrailerError(res.header!);
       expect(err?.code).toBe(Code.InvalidArgument);
-      expect(err?.rawMessage).toMatch(/^content-type application\/grpc\+avro is not supported by Publish; use application\/json, /);
+      expect(err?.rawMessage).toMatch(/^content-type "application\/grpc\+avro" is not supported by Publish; use application\/json, /);
     });
 
     it("is left alone when the handler gave it a body", async () => {
@@ -331,7 +331,7 @@ describe("wrapHandler", () => {
       const res = await wrapHandler(fakeHandler(publish, () => ({ status: 405 })))(request(publish, { method: "GET" }));
       expect(res.status).toBe(405);
       expect(res.header?.get("allow")).toBe("POST");
-      expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({ code: "invalid_argument", message: "Publish only accepts POST, not GET" });
+      expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({ code: "invalid_argument", message: 'Publish only accepts POST, not "GET"' });
     });
 
     it("lists every allowed method in the message and the Allow header", async () => {
@@ -339,7 +339,7 @@ describe("wrapHandler", () => {
       const res = await wrapHandler(handler)(request(publish, { method: "DELETE" }));
       expect(res.header?.get("allow")).toBe("GET, POST");
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
-      expect(body.message).toBe("Publish only accepts GET or POST, not DELETE");
+      expect(body.message).toBe('Publish only accepts GET or POST, not "DELETE"');
     });
   });
 });
