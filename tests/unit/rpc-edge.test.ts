@@ -39,12 +39,12 @@ function fakeHandler(
   });
 }
 
-function request(method: DescMethod, init: { method?: string; contentType?: string } = {}): UniversalServerRequest {
-  const header = new Headers();
+function request(method: DescMethod, init: { method?: string; contentType?: string; headers?: Record<string, string>; query?: string } = {}): UniversalServerRequest {
+  const header = new Headers(init.headers);
   if (init.contentType !== undefined) header.set("content-type", init.contentType);
   return {
     httpVersion: "2.0",
-    url: `http://localhost/${method.parent.typeName}/${method.name}`,
+    url: `http://localhost/${method.parent.typeName}/${method.name}${init.query ?? ""}`,
     method: init.method ?? "POST",
     header,
     body: chunks(),
@@ -276,6 +276,50 @@ describe("wrapHandler", () => {
       };
       const webRes = await wrapHandler(fakeHandler(publishStream, () => webAnswer))(request(publishStream, { contentType: "application/grpc-web+proto" }));
       expect((await collect(webRes.body))[0]).toBe(frame);
+    });
+  });
+
+  describe("refusals that repeat a request header whole", () => {
+    const longName = `x${"y".repeat(9_999)}`;
+    /** What connect-es answers for an unknown compression, and the quoted form the edge answers instead. */
+    const unknown = (name: string) => `unknown compression "${name}": supported encodings are gzip,br`;
+    const requoted = `unknown compression "x${"y".repeat(63)}"… (10000 characters): supported encodings are gzip,br`;
+
+    it("quote a long value short in a gRPC trailer, for unary and client-streaming methods alike", async () => {
+      for (const method of [publish, publishStream]) {
+        const res = await wrapHandler(fakeHandler(method, () => grpcErrorResponse("12", encodeURIComponent(unknown(longName)))))(
+          request(method, { contentType: "application/grpc", headers: { "grpc-encoding": longName } }),
+        );
+        expect(findTrailerError(res.trailer!)?.rawMessage, method.name).toBe(requoted);
+        expect(res.trailer?.get("grpc-status")).toBe("12");
+      }
+    });
+
+    it("quote a long timeout in a Connect error body, keeping its code and status", async () => {
+      const timeout = "9".repeat(5_000);
+      const json = JSON.stringify({ code: "invalid_argument", message: `protocol error: invalid connect timeout value: ${timeout}` });
+      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(json, 400)))(request(publish, { contentType: "application/json", headers: { "connect-timeout-ms": timeout } }));
+      expect(res.status).toBe(400);
+      const err = errorFromJsonBytes(await bytesOf(res.body), undefined, new ConnectError("not an error body"));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.rawMessage).toBe(`protocol error: invalid connect timeout value: "${"9".repeat(64)}"… (5000 characters)`);
+    });
+
+    it("quote a Connect GET's compression from the query string, and escape a value with a quote in it", async () => {
+      const name = 'gz"ip';
+      const json = JSON.stringify({ code: "unimplemented", message: unknown(name) });
+      const res = await wrapHandler(fakeHandler(Health.method.check, () => connectErrorResponse(json, 501)))(
+        request(Health.method.check, { method: "GET", query: `?encoding=json&message=%7B%7D&compression=${encodeURIComponent(name)}` }),
+      );
+      const err = errorFromJsonBytes(await bytesOf(res.body), undefined, new ConnectError("not an error body"));
+      expect(err.rawMessage).toBe('unknown compression "gz\\"ip": supported encodings are gzip,br');
+    });
+
+    it("leave a short plain value as connect-es wrote it, and the response untouched on a client stream", async () => {
+      const answer = grpcErrorResponse("12", encodeURIComponent(unknown("snappy")));
+      const res = await wrapHandler(fakeHandler(publishStream, () => answer))(request(publishStream, { contentType: "application/grpc", headers: { "grpc-encoding": "snappy" } }));
+      expect(res).toBe(answer);
+      expect(findTrailerError(res.trailer!)?.rawMessage).toBe(unknown("snappy"));
     });
   });
 
