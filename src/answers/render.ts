@@ -3,6 +3,7 @@ import { codeToString, errorToJson } from "@connectrpc/connect/protocol-connect"
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { ValidationError } from "../codec/violations.js";
 import { httpStatusFor } from "./http-status.js";
+import { quoted } from "./quote.js";
 
 /**
  * The one place that renders answers: JSON bodies for the REST routes and the
@@ -87,6 +88,8 @@ export function grpcStatusFields(err: ConnectError | undefined): Record<string, 
 
 /** What send() needs of a response: Node's HTTP/1.1 and HTTP/2 responses both have it. */
 interface AnswerTarget {
+  statusCode: number;
+  setHeader(name: string, value: string): unknown;
   writeHead(status: number, headers: Record<string, string>): unknown;
   end(): unknown;
   end(body: Uint8Array): unknown;
@@ -94,17 +97,31 @@ interface AnswerTarget {
 
 /** Writes an answer to a Node response. */
 export function send(res: AnswerTarget, answer: Rendered): void {
+  if (answer.body === undefined) {
+    // A gRPC trailers-only answer must be one HEADERS frame that ends the
+    // stream: writeHead() would send the headers on their own, and grpc-js
+    // then reads a stream that ends without a status (INTERNAL). Headers
+    // set before end() go out with the end of the stream.
+    res.statusCode = answer.status;
+    for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
+    res.end();
+    return;
+  }
   res.writeHead(answer.status, answer.headers);
-  if (answer.body === undefined) res.end();
-  else res.end(answer.body);
+  res.end(answer.body);
 }
 
 /** An error for a request no operation matched: `unimplemented` on an RPC-shaped path, `not_found` on any other. */
 export function notFound(method: string, path: string): { err: ConnectError; rpc: boolean } {
   const rpc = rpcPath.exec(path);
-  if (rpc !== null) return { err: new ConnectError(`no method ${rpc[2]} in service ${rpc[1]} on this server`, Code.Unimplemented), rpc: true };
-  return { err: new ConnectError(`no route for ${method} ${path}`, Code.NotFound), rpc: false };
+  if (rpc !== null) return { err: new ConnectError(`no method ${quoted(rpc[2]!)} in service ${quoted(rpc[1]!)} on this server`, Code.Unimplemented), rpc: true };
+  return { err: new ConnectError(`no route for ${quoted(`${method} ${path}`)}`, Code.NotFound), rpc: false };
 }
 
 /** A path shaped like an RPC (/package.Service/Method). */
 const rpcPath = /^\/([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\/([A-Za-z_]\w*)$/;
+
+/** Whether a path is shaped like an RPC (/package.Service/Method): its refusals are answered in the RPC protocols' forms. */
+export function isRpcPath(path: string): boolean {
+  return rpcPath.test(path);
+}

@@ -3,6 +3,7 @@ import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { Gate } from "../auth/gate.js";
+import { BrowserGuard } from "../http/browser-guard.js";
 import { createDualProtocolServer } from "../http/dual-protocol-server.js";
 import { RouteTable } from "../http/route-table.js";
 import { PublishPipeline } from "../ingest/pipeline.js";
@@ -52,9 +53,11 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   setMaxListeners(0, draining.signal);
 
   const routes = new RouteTable(restRoutes({ pipeline, reads, health, maxBodyBytes: config.maxMessageBytes }), gate, log);
+  const browsers = new BrowserGuard({ host: config.host, tls: config.tls !== null }, log);
   const rpc = rpcFrontDoor({ pipeline, reads, health }, { gate, log, readMaxBytes: config.maxMessageBytes, shutdownSignal: draining.signal });
   const server = createDualProtocolServer(
     (req, res) => {
+      if (browsers.refused(req, res)) return;
       openLease(req, res, budget);
       if (!routes.serve(req, res)) rpc(req, res);
     },

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { quoted } from "../answers/quote.js";
 import type { Grant, Role } from "./access-list.js";
 
 /** At most this many refused topics are spelled out, so a 10,000-event mistake stays readable. */
@@ -34,7 +35,7 @@ export function checkPublishTopics(grant: Grant, events: readonly ({ topic: stri
   for (let i = 0; i < events.length; i++) {
     const event = events[i];
     if (event === undefined || allowsTopic(grant, event.topic)) continue;
-    if (++count <= maxListedTopics) refused.push(`${indexPrefix}events[${i}].topic ${JSON.stringify(event.topic)}`);
+    if (++count <= maxListedTopics) refused.push(`${indexPrefix}events[${i}].topic ${quoted(event.topic)}`);
   }
   if (count === 0) return;
   const more = count > maxListedTopics ? `; and ${count - maxListedTopics} more` : "";
@@ -54,7 +55,7 @@ export function checkReadTopic(grant: Grant, topic: string, operation: string): 
   if (topic === "") {
     throw new ConnectError(`${limitation(grant)}; ${operation} must name one of those topics in its topic filter`, Code.PermissionDenied);
   }
-  if (!allowsTopic(grant, topic)) throw new ConnectError(`${limitation(grant)}; ${operation} asked for topic ${JSON.stringify(topic)}`, Code.PermissionDenied);
+  if (!allowsTopic(grant, topic)) throw new ConnectError(`${limitation(grant)}; ${operation} asked for topic ${quoted(topic)}`, Code.PermissionDenied);
 }
 
 /** Statistics cover every topic (names and counts), so they need a read grant that is not topic-limited. */

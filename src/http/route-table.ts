@@ -3,6 +3,7 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import type { Logger } from "pino";
 import { answerForFailure } from "../answers/failures.js";
+import { quoted } from "../answers/quote.js";
 import { renderError, send, type ErrorOptions, type Rendered } from "../answers/render.js";
 import type { Caller } from "../auth/caller.js";
 import type { Gate } from "../auth/gate.js";
@@ -100,7 +101,7 @@ export class RouteTable {
 
 function methodNotAllowed(method: string, path: string, allowed: string[]): HttpRefusal {
   const allow = allowed.join(", ");
-  return new HttpRefusal(new ConnectError(`${method} is not allowed on ${path}; use ${allow}`, Code.InvalidArgument), {
+  return new HttpRefusal(new ConnectError(`${quoted(method)} is not allowed on ${path}; use ${allow}`, Code.InvalidArgument), {
     status: 405,
     codeName: "method_not_allowed",
     headers: { allow },

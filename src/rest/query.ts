@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { quoted } from "../answers/quote.js";
 import { parseRfc3339, timestampToText } from "../codec/timestamps.js";
 import type { PageQuery } from "../read/reads.js";
 
@@ -20,7 +21,7 @@ export function eventQuery(params: URLSearchParams): PageQuery {
 export function integerParam(params: URLSearchParams, name: string): number {
   const text = params.get(name);
   if (text === null || text === "") return 0;
-  if (!/^\d{1,15}$/.test(text)) throw new ConnectError(`query parameter ${name} must be a non-negative integer, got "${text.slice(0, 64)}"`, Code.InvalidArgument);
+  if (!/^\d{1,15}$/.test(text)) throw new ConnectError(`query parameter ${name} must be a non-negative integer, got ${quoted(text)}`, Code.InvalidArgument);
   return Number(text);
 }
 
@@ -28,6 +29,6 @@ function timeParam(params: URLSearchParams, name: string): string | undefined {
   const text = params.get(name);
   if (text === null || text === "") return undefined;
   const ts = parseRfc3339(text);
-  if (ts === undefined) throw new ConnectError(`query parameter ${name} must be an RFC 3339 timestamp, got "${text.slice(0, 64)}"`, Code.InvalidArgument);
+  if (ts === undefined) throw new ConnectError(`query parameter ${name} must be an RFC 3339 timestamp, got ${quoted(text)}`, Code.InvalidArgument);
   return timestampToText(ts);
 }

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { quoted } from "../answers/quote.js";
 import { json, type Rendered } from "../answers/render.js";
 import { ServingStatus, type HealthState } from "../read/health-state.js";
 import { decodeJsonBody } from "../codec/json-events.js";
@@ -27,7 +28,10 @@ const statusNames: Record<number, string> = {
   [AppendStatus.conflict]: "CONFLICT",
 };
 
-/** Content types /publish reads as JSON: curl -d sends form-urlencoded unless told otherwise. */
+/**
+ * Content types /publish reads as JSON: curl -d sends form-urlencoded unless
+ * told otherwise. From browsers only JSON gets this far (http/browser-guard.ts).
+ */
 const jsonishContentType = /^(application\/json|application\/[\w.+-]+\+json|text\/plain|application\/x-www-form-urlencoded)\s*(;|$)/i;
 
 /**
@@ -48,7 +52,7 @@ export function restRoutes(core: RestCore): HttpRoute[] {
 async function publish(core: RestCore, req: Parameters<HttpRoute["handle"]>[0], { caller }: RouteContext): Promise<Rendered> {
   const contentType = req.headers["content-type"];
   if (contentType !== undefined && !jsonishContentType.test(contentType)) {
-    throw new HttpRefusal(new ConnectError(`content-type ${contentType} is not supported; send application/json`, Code.InvalidArgument), { status: 415 });
+    throw new HttpRefusal(new ConnectError(`content-type ${quoted(contentType)} is not supported; send application/json`, Code.InvalidArgument), { status: 415 });
   }
   const text = (await readBody(req, core.maxBodyBytes)).toString("utf8");
   let body: unknown;

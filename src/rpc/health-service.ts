@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { AggregatorService } from "../../gen/aggregator/v1/aggregator_pb.js";
+import { quoted } from "../answers/quote.js";
 import { ServingStatus, type HealthState } from "../read/health-state.js";
 import {
   Health,
@@ -22,7 +23,7 @@ export function healthRoutes(state: HealthState) {
   return (router: ConnectRouter) =>
     router.service(Health, {
       check(req: HealthCheckRequest) {
-        if (!knownServices.includes(req.service)) throw new ConnectError(`unknown service "${req.service}"`, Code.NotFound);
+        if (!knownServices.includes(req.service)) throw new ConnectError(`unknown service ${quoted(req.service)}`, Code.NotFound);
         return response(state.status);
       },
       list() {

@@ -2,7 +2,8 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { isBinaryParseError, toConnectError } from "../answers/failures.js";
+import { toConnectError } from "../answers/failures.js";
+import { quoted } from "../answers/quote.js";
 import { grpcStatusFields, renderError, rpcSurface, type Rendered } from "../answers/render.js";
 import { budgetedBody } from "./budgeted-body.js";
 
@@ -17,6 +18,10 @@ import { budgetedBody } from "./budgeted-body.js";
  *   their messages while our handler reads them; answers/failures.ts maps those.)
  * - an unsupported content type is a bare 415, a refused HTTP method a bare
  *   405: both get a body saying what was wrong and what is accepted.
+ * - a refusal of a request header (an unknown compression, a malformed
+ *   timeout) repeats the header whole, up to the 16 KiB header limit: more
+ *   than grpc-js reads in a trailer. A value that is long or needs escaping
+ *   is quoted short instead (answers/quote.ts).
  *
  * Each universal handler of a router is wrapped, so the rewrite sees exactly
  * the responses of RPC paths and nothing else.
@@ -51,7 +56,10 @@ export function wrapHandler(handler: UniversalHandler, readMaxBytes: number): Un
     if (res.status === 405 && res.body === undefined) return methodNotAllowed(handler, req);
     // Client and bidi streams decode their messages while our handler reads them: answers/failures.ts maps those.
     const decodesFirst = handler.method.methodKind === "unary" || handler.method.methodKind === "server_streaming";
-    return decodesFirst ? rewriteParseError(res) : res;
+    const echoes = longEchoes(req);
+    if (!decodesFirst && echoes.length === 0) return res;
+    // toConnectError rewrites "parse binary" errors and answers any other ConnectError as it is.
+    return rewriteErrors(res, (err) => requote(decodesFirst ? toConnectError(err) : err, echoes));
   };
   return Object.assign(wrapped, {
     protocolNames: handler.protocolNames,
@@ -66,13 +74,13 @@ export function wrapHandler(handler: UniversalHandler, readMaxBytes: number): Un
 function unsupportedMediaType(handler: UniversalHandler, req: UniversalServerRequest): UniversalServerResponse {
   const received = req.header.get("content-type") ?? "";
   const supported = handler.protocolNames.flatMap((p) => contentTypesByProtocol[p] ?? []);
-  const message = `content-type ${received === "" ? "(none)" : received} is not supported by ${handler.method.name}; use ${listed(supported)}`;
+  const message = `content-type ${received === "" ? "(none)" : quoted(received)} is not supported by ${handler.method.name}; use ${listed(supported)}`;
   return refusal(req, 415, message);
 }
 
 function methodNotAllowed(handler: UniversalHandler, req: UniversalServerRequest): UniversalServerResponse {
   const allowed = handler.allowedMethods;
-  const message = `${handler.method.name} only accepts ${listed(allowed)}, not ${req.method}`;
+  const message = `${handler.method.name} only accepts ${listed(allowed)}, not ${quoted(req.method)}`;
   return refusal(req, 405, message, { allow: allowed.join(", ") });
 }
 
@@ -87,17 +95,56 @@ function universal(answer: Rendered): UniversalServerResponse {
   return { status: answer.status, header: new Headers(answer.headers), ...(body !== undefined && { body: once(body) }) };
 }
 
-/** Rewrites `internal` "parse binary: …" to `invalid_argument`, in whichever of the three protocols' forms it comes. */
-function rewriteParseError(res: UniversalServerResponse): UniversalServerResponse | Promise<UniversalServerResponse> {
+/** An error as the edge answers it: the same object when nothing is to change. */
+type ErrorRewrite = (err: ConnectError) => ConnectError;
+
+/** Request values connect-es may repeat whole in its refusals: compression names and timeouts. */
+const echoedHeaders = ["grpc-encoding", "content-encoding", "connect-content-encoding", "grpc-timeout", "connect-timeout-ms"];
+
+/** The request's values connect-es might repeat that are too long or too odd to repeat as they are. */
+function longEchoes(req: UniversalServerRequest): string[] {
+  const values: string[] = [];
+  for (const name of echoedHeaders) {
+    const value = req.header.get(name);
+    if (value !== null) values.push(value);
+  }
+  // Connect GET names its compression in the query string.
+  if (req.method === "GET") {
+    const compression = new URL(req.url).searchParams.get("compression");
+    if (compression !== null) values.push(compression);
+  }
+  return values.filter((value) => quoted(value) !== `"${value}"`);
+}
+
+/** The error with each echoed value in its message quoted short; the same error when it repeats none. */
+function requote(err: ConnectError, echoes: string[]): ConnectError {
+  let message = err.rawMessage;
+  for (const value of echoes) {
+    const at = message.indexOf(value);
+    if (at < 0) continue;
+    // connect-es puts some values in quotes of its own ("unknown compression \"…\"").
+    const inQuotes = message[at - 1] === '"' && message[at + value.length] === '"';
+    const start = inQuotes ? at - 1 : at;
+    message = `${message.slice(0, start)}${quoted(value)}${message.slice(at + value.length + (inQuotes ? 1 : 0))}`;
+  }
+  if (message === err.rawMessage) return err;
+  const requoted = new ConnectError(message, err.code, err.metadata, undefined, err.cause);
+  // The constructor takes only details to encode; these may be decoded ones already.
+  requoted.details.push(...err.details);
+  return requoted;
+}
+
+/** Applies `rewrite` to the error of a response, in whichever of the three protocols' forms it comes. */
+function rewriteErrors(res: UniversalServerResponse, rewrite: ErrorRewrite): UniversalServerResponse | Promise<UniversalServerResponse> {
   const contentType = res.header?.get("content-type") ?? "";
   if (res.status !== 200 && /^application\/json/i.test(contentType) && res.header?.get("content-encoding") === null) {
-    return rewriteConnectUnary(res);
+    return rewriteConnectUnary(res, rewrite);
   }
   if (res.status === 200 && res.trailer !== undefined) {
     // gRPC: the status is in trailers. connect-es resolves the response only
     // once the first output (or the end) is there, so an error decoding the
-    // request message is in them already.
-    rewriteGrpcTrailer(res.trailer);
+    // request message, or refusing its headers, is in them already.
+    rewriteGrpcTrailer(res.trailer, rewrite);
     return res;
   }
   if (res.status === 200 && /^application\/grpc-web/i.test(contentType) && res.body !== undefined) {
@@ -106,7 +153,7 @@ function rewriteParseError(res: UniversalServerResponse): UniversalServerRespons
     return {
       ...res,
       body: (async function* () {
-        for await (const chunk of body) yield rewriteGrpcWebTrailerFrame(chunk);
+        for await (const chunk of body) yield rewriteGrpcWebTrailerFrame(chunk, rewrite);
       })(),
     };
   }
@@ -114,7 +161,7 @@ function rewriteParseError(res: UniversalServerResponse): UniversalServerRespons
 }
 
 /** Connect unary: a JSON error body, answered with the HTTP status of its code. */
-async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+async function rewriteConnectUnary(res: UniversalServerResponse, rewrite: ErrorRewrite): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of res.body ?? []) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
@@ -125,22 +172,26 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
   } catch {
     err = undefined;
   }
-  if (err === undefined || !isBinaryParseError(err)) return { ...res, body: once(bytes) };
-  const rewritten = renderError(toConnectError(err), "connect");
+  const replacement = err === undefined ? undefined : rewrite(err);
+  if (replacement === undefined || replacement === err) return { ...res, body: once(bytes) };
+  const rewritten = renderError(replacement, "connect");
   const header = new Headers(res.header);
   for (const [key, value] of Object.entries(rewritten.headers)) header.set(key, value);
   return { ...universal(rewritten), header };
 }
 
-/** Rewrites a gRPC trailer in place when it holds a decode error. */
-function rewriteGrpcTrailer(trailer: Headers): void {
+/** Rewrites a gRPC trailer in place when it holds an error to rewrite; whether it did. */
+function rewriteGrpcTrailer(trailer: Headers, rewrite: ErrorRewrite): boolean {
   const err = findTrailerError(trailer);
-  if (err === undefined || !isBinaryParseError(err)) return;
-  for (const [key, value] of Object.entries(grpcStatusFields(toConnectError(err)))) trailer.set(key, value);
+  if (err === undefined) return false;
+  const replacement = rewrite(err);
+  if (replacement === err) return false;
+  for (const [key, value] of Object.entries(grpcStatusFields(replacement))) trailer.set(key, value);
+  return true;
 }
 
 /** A gRPC-Web trailer frame (an uncompressed envelope with flag 0x80), rewritten; any other chunk as it is. */
-function rewriteGrpcWebTrailerFrame(chunk: Uint8Array): Uint8Array {
+function rewriteGrpcWebTrailerFrame(chunk: Uint8Array, rewrite: ErrorRewrite): Uint8Array {
   if (chunk.length < 5 || chunk[0] !== 0x80) return chunk;
   const frame = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   if (frame.readUInt32BE(1) !== frame.length - 5) return chunk;
@@ -149,9 +200,7 @@ function rewriteGrpcWebTrailerFrame(chunk: Uint8Array): Uint8Array {
     const colon = line.indexOf(":");
     if (colon > 0) trailer.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
   }
-  const before = trailer.get("grpc-status");
-  rewriteGrpcTrailer(trailer);
-  if (trailer.get("grpc-status") === before) return chunk;
+  if (!rewriteGrpcTrailer(trailer, rewrite)) return chunk;
   const lines: string[] = [];
   trailer.forEach((value, key) => lines.push(`${key}: ${value}\r\n`));
   const text = Buffer.from(lines.join(""), "utf8");

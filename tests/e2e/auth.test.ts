@@ -12,7 +12,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AggregatorService } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { healthClient } from "../support/clients.js";
@@ -180,12 +180,50 @@ describe("topic prefixes", () => {
   });
 });
 
+describe("a refusal of a huge value", () => {
+  /** A topic of 1 MiB outside every prefix of the limited tokens. */
+  const hugeTopic = `billing.${"x".repeat(1 << 20)}`;
+
+  it("quotes a short prefix of it: a 403 body under 1 KiB over REST, PERMISSION_DENIED with a short message over grpc-js, short log lines", async () => {
+    const viaRest = await fetch(`${server.url}/publish`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokens.ingest}` },
+      body: JSON.stringify(jsonEvent({ topic: hugeTopic })),
+    });
+    expect(viaRest.status).toBe(403);
+    const body = await viaRest.text();
+    expect(body.length).toBeLessThan(1024);
+    expect(JSON.parse(body)).toMatchObject({ code: "permission_denied", message: expect.stringContaining(`events[0].topic "billing.xxx`) });
+    expect(body).toContain(`… (${hugeTopic.length} characters)`);
+
+    const client = grpcJsClient();
+    try {
+      const call = (method: "Publish" | "Events", request: object, token: string) =>
+        new Promise<grpc.ServiceError | null>((resolve) => {
+          const metadata = new grpc.Metadata();
+          metadata.set("authorization", `Bearer ${token}`);
+          (client as unknown as Record<string, Function>)[method]!.call(client, request, metadata, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null) => resolve(err));
+        });
+      const event = { topic: hugeTopic, event_id: randomUUID(), timestamp: { seconds: 1_761_300_000, nanos: 0 }, source: "test", payload: { fields: {} } };
+      const published = await call("Publish", { events: [event] }, tokens.ingest);
+      expect(published?.code).toBe(grpc.status.PERMISSION_DENIED);
+      expect(published!.details.length).toBeLessThan(1024);
+      const read = await call("Events", { topic: hugeTopic, limit: 1 }, tokens.ordersReader);
+      expect(read?.code).toBe(grpc.status.PERMISSION_DENIED);
+      expect(read!.details.length).toBeLessThan(1024);
+    } finally {
+      client.close();
+    }
+    expect(await storedCount(hugeTopic)).toBe(0);
+    // Each refusal is logged once, and no log line repeats the topic.
+    await vi.waitFor(() => expect(server.logs.filter((line) => line.includes(`(${hugeTopic.length} characters)`)).length).toBeGreaterThanOrEqual(3));
+    for (const line of server.logs) expect(line.length).toBeLessThan(2048);
+  });
+});
+
 describe("grpc-js", () => {
   it("carries the token as authorization metadata, and is refused without it", async () => {
-    const protoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
-    const definition = protoLoader.loadSync("aggregator/v1/aggregator.proto", { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [protoDir] });
-    const aggregatorV1 = ((grpc.loadPackageDefinition(definition).aggregator as grpc.GrpcObject).v1 as grpc.GrpcObject).AggregatorService as grpc.ServiceClientConstructor;
-    const client = new aggregatorV1(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const client = grpcJsClient();
     const stats = (metadata: grpc.Metadata) =>
       new Promise<{ code: number; body?: unknown }>((resolve) => {
         (client as unknown as Record<string, Function>).Stats!.call(client, {}, metadata, { deadline: Date.now() + 30_000 }, (err: grpc.ServiceError | null, res: unknown) =>
@@ -205,6 +243,14 @@ describe("grpc-js", () => {
     }
   });
 });
+
+/** A grpc-js client of AggregatorService, loaded from proto/ only. */
+function grpcJsClient(): grpc.Client {
+  const protoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
+  const definition = protoLoader.loadSync("aggregator/v1/aggregator.proto", { keepCase: true, longs: String, enums: String, defaults: true, includeDirs: [protoDir] });
+  const aggregatorV1 = ((grpc.loadPackageDefinition(definition).aggregator as grpc.GrpcObject).v1 as grpc.GrpcObject).AggregatorService as grpc.ServiceClientConstructor;
+  return new aggregatorV1(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+}
 
 describe("logs", () => {
   it("name the token of each refusal and never contain a token", async () => {

@@ -429,6 +429,22 @@ describe("AggregatorService over grpc-js", () => {
   });
 });
 
+describe("answers given before any handler runs", () => {
+  it("a method the server does not have is UNIMPLEMENTED, its trailers-only answer read as such", async () => {
+    const identity = (bytes: Buffer) => bytes;
+    const Unknown = grpc.makeGenericClientConstructor(
+      { Nope: { path: "/aggregator.v1.AggregatorService/Nope", requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+      "Unknown",
+    );
+    const client = new Unknown(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { Nope: Unary<Buffer, Buffer> };
+    try {
+      await expect(unary(client, client.Nope, Buffer.alloc(0))).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe("grpc.health.v1.Health over grpc-js", () => {
   it("Check answers SERVING for the server and for AggregatorService, NOT_FOUND for an unknown service", async () => {
     expect(await unary(health, health.Check, { service: "" })).toEqual({ status: "SERVING" });

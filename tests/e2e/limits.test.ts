@@ -45,7 +45,7 @@ class RawConnection {
 
   /** Sends a GET and resolves with the status line of the answer. */
   async get(path: string): Promise<string> {
-    this.send(`GET ${path} HTTP/1.1\r\nHost: tally\r\n\r\n`);
+    this.send(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     return this.nextStatusLine();
   }
 
@@ -122,7 +122,7 @@ describe("--idle-timeout-ms and --request-timeout-ms", () => {
 
   it("answers 408 to an HTTP/1.1 request whose headers never end, and closes it", async () => {
     const connection = new RawConnection(server.port);
-    connection.socket.write("GET /health HTTP/1.1\r\nHost: tally\r\n");
+    connection.socket.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     expect(await connection.nextStatusLine()).toBe("HTTP/1.1 408 Request Timeout");
     await connection.closed;
   });
@@ -214,7 +214,7 @@ describe("draining", () => {
     expect(await connection.get("/health")).toBe("HTTP/1.1 200 OK");
     const stopped = server.stop("SIGTERM");
     while (!server.logs.some((line) => line.includes("shutting down"))) await sleep(10);
-    connection.send("GET /health HTTP/1.1\r\nHost: tally\r\n\r\n");
+    connection.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     await connection.closed;
     const answer = connection.text();
     expect(answer.split("\r\n", 1)[0]).toBe("HTTP/1.1 503 Service Unavailable");

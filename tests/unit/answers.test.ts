@@ -247,10 +247,10 @@ describe("notFound", () => {
     const rpc = notFound("POST", "/aggregator.v1.AggregatorService/Frobnicate");
     expect(rpc.rpc).toBe(true);
     expect(rpc.err.code).toBe(Code.Unimplemented);
-    expect(rpc.err.rawMessage).toBe("no method Frobnicate in service aggregator.v1.AggregatorService on this server");
+    expect(rpc.err.rawMessage).toBe('no method "Frobnicate" in service "aggregator.v1.AggregatorService" on this server');
     const other = notFound("GET", "/nowhere");
     expect(other.rpc).toBe(false);
     expect(other.err.code).toBe(Code.NotFound);
-    expect(other.err.rawMessage).toBe("no route for GET /nowhere");
+    expect(other.err.rawMessage).toBe('no route for "GET /nowhere"');
   });
 });

@@ -42,12 +42,12 @@ function fakeHandler(
   });
 }
 
-function request(method: DescMethod, init: { method?: string; contentType?: string } = {}): UniversalServerRequest {
-  const header = new Headers();
+function request(method: DescMethod, init: { method?: string; contentType?: string; headers?: Record<string, string>; query?: string } = {}): UniversalServerRequest {
+  const header = new Headers(init.headers);
   if (init.contentType !== undefined) header.set("content-type", init.contentType);
   return {
     httpVersion: "2.0",
-    url: `http://localhost/${method.parent.typeName}/${method.name}`,
+    url: `http://localhost/${method.parent.typeName}/${method.name}${init.query ?? ""}`,
     method: init.method ?? "POST",
     header,
     body: chunks(),
@@ -282,6 +282,50 @@ describe("wrapHandler", () => {
     });
   });
 
+  describe("refusals that repeat a request header whole", () => {
+    const longName = `x${"y".repeat(9_999)}`;
+    /** What connect-es answers for an unknown compression, and the quoted form the edge answers instead. */
+    const unknown = (name: string) => `unknown compression "${name}": supported encodings are gzip,br`;
+    const requoted = `unknown compression "x${"y".repeat(63)}"… (10000 characters): supported encodings are gzip,br`;
+
+    it("quote a long value short in a gRPC trailer, for unary and client-streaming methods alike", async () => {
+      for (const method of [publish, publishStream]) {
+        const res = await wrapHandler(fakeHandler(method, () => grpcErrorResponse("12", encodeURIComponent(unknown(longName)))), readMaxBytes)(
+          request(method, { contentType: "application/grpc", headers: { "grpc-encoding": longName } }),
+        );
+        expect(findTrailerError(res.trailer!)?.rawMessage, method.name).toBe(requoted);
+        expect(res.trailer?.get("grpc-status")).toBe("12");
+      }
+    });
+
+    it("quote a long timeout in a Connect error body, keeping its code and status", async () => {
+      const timeout = "9".repeat(5_000);
+      const json = JSON.stringify({ code: "invalid_argument", message: `protocol error: invalid connect timeout value: ${timeout}` });
+      const res = await wrapHandler(fakeHandler(publish, () => connectErrorResponse(json, 400)), readMaxBytes)(request(publish, { contentType: "application/json", headers: { "connect-timeout-ms": timeout } }));
+      expect(res.status).toBe(400);
+      const err = errorFromJsonBytes(await bytesOf(res.body), undefined, new ConnectError("not an error body"));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(err.rawMessage).toBe(`protocol error: invalid connect timeout value: "${"9".repeat(64)}"… (5000 characters)`);
+    });
+
+    it("quote a Connect GET's compression from the query string, and escape a value with a quote in it", async () => {
+      const name = 'gz"ip';
+      const json = JSON.stringify({ code: "unimplemented", message: unknown(name) });
+      const res = await wrapHandler(fakeHandler(Health.method.check, () => connectErrorResponse(json, 501)), readMaxBytes)(
+        request(Health.method.check, { method: "GET", query: `?encoding=json&message=%7B%7D&compression=${encodeURIComponent(name)}` }),
+      );
+      const err = errorFromJsonBytes(await bytesOf(res.body), undefined, new ConnectError("not an error body"));
+      expect(err.rawMessage).toBe('unknown compression "gz\\"ip": supported encodings are gzip,br');
+    });
+
+    it("leave a short plain value as connect-es wrote it, and the response untouched on a client stream", async () => {
+      const answer = grpcErrorResponse("12", encodeURIComponent(unknown("snappy")));
+      const res = await wrapHandler(fakeHandler(publishStream, () => answer), readMaxBytes)(request(publishStream, { contentType: "application/grpc", headers: { "grpc-encoding": "snappy" } }));
+      expect(res).toBe(answer);
+      expect(findTrailerError(res.trailer!)?.rawMessage).toBe(unknown("snappy"));
+    });
+  });
+
   describe("a bare 415", () => {
     const bare415 = (): UniversalServerResponse => ({ status: 415 });
 
@@ -292,7 +336,7 @@ describe("wrapHandler", () => {
       expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({
         code: "invalid_argument",
         message:
-          "content-type text/plain is not supported by Publish; use application/json, application/proto, application/grpc, application/grpc+proto, " +
+          'content-type "text/plain" is not supported by Publish; use application/json, application/proto, application/grpc, application/grpc+proto, ' +
           "application/grpc+json, application/grpc-web, application/grpc-web+proto or application/grpc-web+json",
       });
     });
@@ -300,7 +344,7 @@ describe("wrapHandler", () => {
     it("names only the content types of the protocols the handler serves", async () => {
       const res = await wrapHandler(fakeHandler(publish, bare415, { protocolNames: ["connect"] }), readMaxBytes)(request(publish, { contentType: "text/plain" }));
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
-      expect(body.message).toBe("content-type text/plain is not supported by Publish; use application/json or application/proto");
+      expect(body.message).toBe('content-type "text/plain" is not supported by Publish; use application/json or application/proto');
     });
 
     it("says (none) when the request had no content type", async () => {
@@ -318,7 +362,7 @@ describe("wrapHandler", () => {
       expect(res.header?.get("grpc-status")).toBe("3");
       const err = findTrailerError(res.header!);
       expect(err?.code).toBe(Code.InvalidArgument);
-      expect(err?.rawMessage).toMatch(/^content-type application\/grpc\+avro is not supported by Publish; use application\/json, /);
+      expect(err?.rawMessage).toMatch(/^content-type "application\/grpc\+avro" is not supported by Publish; use application\/json, /);
     });
 
     it("is left alone when the handler gave it a body", async () => {
@@ -334,7 +378,7 @@ describe("wrapHandler", () => {
       const res = await wrapHandler(fakeHandler(publish, () => ({ status: 405 })), readMaxBytes)(request(publish, { method: "GET" }));
       expect(res.status).toBe(405);
       expect(res.header?.get("allow")).toBe("POST");
-      expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({ code: "invalid_argument", message: "Publish only accepts POST, not GET" });
+      expect(JSON.parse((await bytesOf(res.body)).toString("utf8"))).toEqual({ code: "invalid_argument", message: 'Publish only accepts POST, not "GET"' });
     });
 
     it("lists every allowed method in the message and the Allow header", async () => {
@@ -342,7 +386,7 @@ describe("wrapHandler", () => {
       const res = await wrapHandler(handler, readMaxBytes)(request(publish, { method: "DELETE" }));
       expect(res.header?.get("allow")).toBe("GET, POST");
       const body = JSON.parse((await bytesOf(res.body)).toString("utf8")) as { message: string };
-      expect(body.message).toBe("Publish only accepts GET or POST, not DELETE");
+      expect(body.message).toBe('Publish only accepts GET or POST, not "DELETE"');
     });
   });
 });

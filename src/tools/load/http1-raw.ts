@@ -89,9 +89,12 @@ class Connection {
 export class RawHttp1Pool {
   private readonly idle: Connection[];
   private readonly all: Connection[];
+  /** The target's host[:port], sent as Host: a server on loopback refuses other names (DNS rebinding guard). */
+  private readonly authority: string;
 
   constructor(baseUrl: string, connections: number) {
     const url = new URL(baseUrl);
+    this.authority = url.host;
     this.all = Array.from({ length: connections }, () => new Connection(url.hostname, Number(url.port || 80)));
     this.idle = [...this.all];
   }
@@ -100,7 +103,7 @@ export class RawHttp1Pool {
   async post(path: string, body: Buffer, contentType = "application/json"): Promise<HttpReply> {
     const connection = this.idle.pop();
     if (connection === undefined) throw new Error("more requests in flight than connections");
-    const head = `POST ${path} HTTP/1.1\r\nHost: bench\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const head = `POST ${path} HTTP/1.1\r\nHost: ${this.authority}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`;
     try {
       return await connection.send(Buffer.concat([Buffer.from(head, "latin1"), body]));
     } finally {
