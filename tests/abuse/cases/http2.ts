@@ -205,7 +205,7 @@ export function headerFloods(): void {
               continuationMiBSent: Math.round(continuationSent.reduce((a, b) => a + (b ?? 0), 0) / (1024 * 1024)),
               continuationConnectionEnds: tally(flooders.map(ending)),
               bombRequestsSent: bombsSent.reduce((a, b) => a + (b ?? 0), 0),
-              bombExpandedMiB: Math.round((bombsSent.reduce((a, b) => a + (b ?? 0), 0) * 4_000 * 4_000) / (1024 * 1024)),
+              bombWouldExpandToMiB: Math.round((bombsSent.reduce((a, b) => a + (b ?? 0), 0) * 4_000 * 4_000) / (1024 * 1024)),
               bombConnectionEnds: tally(bombers.map(ending)),
               bombResetCodes: Object.fromEntries(bombers.flatMap((conn) => [...conn.resets].map(([code, n]) => [h2ErrorName(code), n]))),
               bombAnswered: bombers.reduce((sum, conn) => sum + conn.responses, 0),

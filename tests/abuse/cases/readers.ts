@@ -80,7 +80,9 @@ export function readersThatNeverRead(): void {
               sockets.push(socket);
             }
             const h2Streams = h2Sessions * streamsPerSession;
+            const waitStarted = performance.now();
             const allAnswered = await waitFor(() => answered + resetByServer >= h2Streams, scale(10_000, 120_000));
+            const msUntilAllAnswered = allAnswered ? Math.round(performance.now() - waitStarted) : `over ${scale(10_000, 120_000)}`;
             await hold(holdMs(3, 30));
 
             // Readers that do read, while the others still hold their pages.
@@ -106,7 +108,7 @@ export function readersThatNeverRead(): void {
               h2Streams,
               h2StreamsAnswered: answered,
               h2StreamsResetByServer: resetByServer,
-              allH2Answered: allAnswered,
+              msUntilH2Answered: msUntilAllAnswered,
               h1PausedSockets: h1Sockets,
               h1SocketsResetByServer: h1Closed,
               restPageStatus: rest.status,

@@ -81,11 +81,12 @@ export function streamsThatWait(): void {
             );
           }
           await hold(holdMs(5, 60));
+          // While the streams still push: how far the writer got, and what waits in the queue.
+          const during = await httpRequest(server.port, { path: "/stats", timeoutMs: 60_000 });
+          const counters = during.status === 200 ? (JSON.parse(during.body.toString("utf8")) as { unique_processed: number; queue_events: number; queue_bytes: number }) : undefined;
           stopped = true;
           for (const session of sessions) session.destroy();
           await Promise.all(loops);
-          const stats = await httpRequest(server.port, { path: "/stats", timeoutMs: 60_000 });
-          const counters = stats.status === 200 ? (JSON.parse(stats.body.toString("utf8")) as { unique_processed: number; rejected_overload: number }) : undefined;
           return {
             streams,
             connections: sessions.length,
@@ -93,6 +94,7 @@ export function streamsThatWait(): void {
             messagesSent: messagesFlushed,
             mibSent: Math.round(bytesFlushed / MiB),
             eventsStored: counters?.unique_processed,
+            queueMiB: counters === undefined ? undefined : Math.round(counters.queue_bytes / MiB),
             streamsCutByServer: cutByServer,
             cutCodes: rstCodes,
           };
