@@ -37,6 +37,8 @@ export function limitArgs(limits: { maxBatch: number; maxMessageBytes: number; m
 
 export interface StartOptions {
   dbPath?: string;
+  /** The compiled entry point to run instead of this checkout's (serverEntry): another build of the server, to compare. */
+  entry?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -44,7 +46,7 @@ export interface StartOptions {
 /** Spawns the server on port 0 and resolves when its "listening" log line names the port. */
 export function startServer(options: StartOptions = {}): Promise<TestServer> {
   const dbPath = options.dbPath ?? join(tempDir(), "aggregator.db");
-  const child = spawn(process.execPath, [...serverNodeFlags, serverEntry, "--port", "0", "--db", dbPath, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...serverNodeFlags, options.entry ?? serverEntry, "--port", "0", "--db", dbPath, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
