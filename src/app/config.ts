@@ -132,7 +132,7 @@ export const defaults: Config = {
    * the process near its 256 MiB target under any load; it is far more than
    * the bench's heaviest scenario holds at once.
    */
-  memoryBudgetBytes: 96 * MiB,
+  memoryBudgetBytes: 64 * MiB,
   /** A quarter of a default gRPC client's 4 MiB limit: room for protobuf's own overhead over the stored JSON. */
   maxPageBytes: 1 * MiB,
   /** Authentication and TLS are opt-in: the default listens on loopback only. */

@@ -19,6 +19,8 @@ const smallShareBytes = 64 * 1024;
 export interface Reservation {
   readonly bytes: number;
   release(): void;
+  /** Moves `bytes` of this share into a share of its own, to be given back apart (this one keeps the rest). */
+  split(bytes: number): Reservation;
 }
 
 interface Waiter {
@@ -90,16 +92,30 @@ export class MemoryBudget {
 
   private grant(bytes: number): Reservation {
     this.used += bytes;
+    return this.share(bytes);
+  }
+
+  /** A share of bytes already counted in `used`. */
+  private share(initial: number): Reservation {
+    let bytes = initial;
     let held = true;
-    return {
-      bytes,
+    const reservation: Reservation = {
+      get bytes() {
+        return bytes;
+      },
       release: () => {
         if (!held) return;
         held = false;
         this.used -= bytes;
         this.wake();
       },
+      split: (part) => {
+        const moved = Math.min(Math.max(0, part), held ? bytes : 0);
+        bytes -= moved;
+        return this.share(moved);
+      },
     };
+    return reservation;
   }
 
   private wake(): void {

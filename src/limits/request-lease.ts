@@ -7,6 +7,13 @@ import type { MemoryBudget, Reservation } from "./memory-budget.js";
 const retryAfterSeconds = 1;
 
 /**
+ * How long a stream holding its last message's bytes may wait for room for
+ * the next one before it is ended with `unavailable`: many group commits'
+ * time, so it only ends streams when memory is really spent.
+ */
+const heldWaitMs = 2_000;
+
+/**
  * What one HTTP request holds of the memory budget. Every share it takes is
  * given back when the response closes (finished, reset or cut), so nothing a
  * request held outlives it, however it ends; a stream's messages give theirs
@@ -15,26 +22,59 @@ const retryAfterSeconds = 1;
 export class RequestLease {
   private readonly held = new Set<Reservation>();
   private readonly messages: Reservation[] = [];
+  private lastMessage: Reservation | undefined;
   private ended = false;
 
   constructor(private readonly budget: MemoryBudget) {}
 
-  /** Holds `bytes` until the request ends, or refuses the request (OverloadedError: `unavailable`, retry) when the budget cannot give them now. */
-  hold(bytes: number): void {
+  /**
+   * Holds `bytes` until the request ends (or until the returned share is
+   * released), or refuses the request (OverloadedError: `unavailable`, retry)
+   * when the budget cannot give them now.
+   */
+  hold(bytes: number): { release(): void } {
     const reservation = this.budget.tryTake(bytes);
     if (reservation === undefined) throw new OverloadedError(retryAfterSeconds, "the memory budget for requests in flight is spent");
-    this.keep(reservation);
+    if (!this.keep(reservation)) return reservation;
+    return {
+      release: () => {
+        this.held.delete(reservation);
+        reservation.release();
+      },
+    };
   }
 
   /**
-   * Waits until the budget can give a stream message's `bytes`: until then the
-   * stream is not read, so flow control holds its client back. The share is
-   * given back by releaseMessage once the message is done with.
+   * Waits until the budget can give a stream message its share: what it
+   * decodes to (`decodedBytes`, given back by releaseMessage once the message
+   * has committed) and its own bytes (`wireBytes`, held until the next
+   * message's replace them: connect-es's stream readers keep the last
+   * message's buffer referenced until the next one passes, however long that
+   * takes). Until then the stream is not read, so flow control holds its
+   * client back. Both parts are taken at once: a stream holding one part
+   * while waiting for the other could wait for itself.
    */
-  async holdMessage(bytes: number, signal: AbortSignal): Promise<void> {
-    const reservation = await this.budget.take(bytes, signal);
-    if (!this.keep(reservation)) return;
-    this.messages.push(reservation);
+  async holdMessage(decodedBytes: number, wireBytes: number, signal: AbortSignal): Promise<void> {
+    // A stream that still holds its last message's bytes must not wait for long: if every stream
+    // did, their held bytes could fill the budget with nothing left to give, and none would move.
+    const waitFor = this.lastMessage === undefined ? signal : AbortSignal.any([signal, AbortSignal.timeout(heldWaitMs)]);
+    let whole: Reservation;
+    try {
+      whole = await this.budget.take(decodedBytes + wireBytes, waitFor);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new OverloadedError(retryAfterSeconds, `the memory budget is spent: no room for the stream's next message within ${heldWaitMs / 1000}s`);
+    }
+    if (!this.keep(whole)) return;
+    const wire = whole.split(wireBytes);
+    this.held.add(wire);
+    this.messages.push(whole);
+    const previous = this.lastMessage;
+    this.lastMessage = wire;
+    if (previous !== undefined) {
+      this.held.delete(previous);
+      previous.release();
+    }
   }
 
   /** Gives back the oldest message's share: messages of a stream commit in the order they were read. */
@@ -51,6 +91,7 @@ export class RequestLease {
     for (const reservation of this.held) reservation.release();
     this.held.clear();
     this.messages.length = 0;
+    this.lastMessage = undefined;
   }
 
   private keep(reservation: Reservation): boolean {

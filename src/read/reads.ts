@@ -55,7 +55,15 @@ export class Reads {
   /** A page of stored events; `limit` as asked (0 for the default), capped at maxPageSize rows and the server's page bytes. */
   async page(query: PageQuery, lease: RequestLease): Promise<EventPage> {
     const limit = query.limit <= 0 ? defaultPageSize : Math.min(query.limit, maxPageSize);
-    const page = await this.store.page({ ...query, limit, maxBytes: this.limits.maxPageBytes });
+    // The largest page's share is taken before the read, so a refused request costs no read at all;
+    // once the page is in, the request keeps only its real size.
+    const upfront = lease.hold(this.limits.maxPageBytes * answerBytesPerStoredByte);
+    let page: EventPage;
+    try {
+      page = await this.store.page({ ...query, limit, maxBytes: this.limits.maxPageBytes });
+    } finally {
+      upfront.release();
+    }
     let bytes = 0;
     for (const row of page.events) bytes += eventBytes(row);
     lease.hold(bytes * answerBytesPerStoredByte);

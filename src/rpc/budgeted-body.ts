@@ -7,6 +7,13 @@ import { leaseIn, type RequestLease } from "../limits/request-lease.js";
 const prefixBytes = 5;
 const compressedFlag = 0x01;
 
+/**
+ * What a stream's last message keeps referenced besides its own bytes:
+ * the chunk connect-es's reader last saw, a view into one of the HTTP/2
+ * session's socket reads (64 KiB each).
+ */
+const pinnedReadBufferBytes = 64 * 1024;
+
 /** Content types whose body is a sequence of enveloped messages; the others (Connect unary) are one plain message. */
 const envelopedContentType = /^application\/(grpc|grpc-web|connect\+)/i;
 
@@ -24,8 +31,8 @@ const envelopedContentType = /^application\/(grpc|grpc-web|connect\+)/i;
  *   message's without one) before it is read, or the call is refused with
  *   `unavailable` and a retry hint.
  *
- * Each message is handed on whole, in one chunk, so connect-es asks for the
- * next one only once it wants the next message.
+ * connect-es asks for more bytes only while it reads a message, so a
+ * message's prefix is read only once the one before it has been taken.
  */
 export function budgetedBody(req: UniversalServerRequest, readMaxBytes: number): UniversalServerRequest {
   const body = req.body;
@@ -51,45 +58,49 @@ async function* plainBody(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
   yield* body;
 }
 
+/**
+ * The chunks of an enveloped body passed on as they come, except that each
+ * message's prefix is held back until its share is in. Nothing is copied
+ * but the prefixes: connect-es copies each message into a buffer of its own.
+ */
 async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, readMaxBytes: number, signal: AbortSignal): AsyncGenerator<Uint8Array> {
-  let buffered: Uint8Array[] = [];
-  let length = 0;
-  // The message being read: its whole size once its prefix is in and its share held.
-  let want: number | undefined;
+  let prefix: Uint8Array = new Uint8Array(0);
+  // Bytes of the current message still to pass on.
+  let remaining = 0;
   for await (const chunk of body) {
-    buffered.push(chunk);
-    length += chunk.length;
-    for (;;) {
-      if (want === undefined) {
-        if (length < prefixBytes) break;
-        const head = joined(buffered, length);
-        buffered = [head];
-        const declared = new DataView(head.buffer, head.byteOffset, prefixBytes).getUint32(1);
-        if (declared > readMaxBytes) {
-          // Hand it on: connect-es refuses it by its prefix (resource_exhausted) without reading it.
-          yield head;
-          return;
-        }
-        // A compressed message may inflate to readMaxBytes.
-        const decoded = (head[0]! & compressedFlag) !== 0 ? readMaxBytes : declared;
-        try {
-          await lease.holdMessage((prefixBytes + decoded) * heapBytesPerWireByte, signal);
-        } catch (err) {
-          throw toConnectError(err);
-        }
-        want = prefixBytes + declared;
+    let at = 0;
+    while (at < chunk.length) {
+      if (remaining > 0) {
+        const end = Math.min(chunk.length, at + remaining);
+        yield chunk.subarray(at, end);
+        remaining -= end - at;
+        at = end;
+        continue;
       }
-      if (length < want) break;
-      const all = joined(buffered, length);
-      yield all.subarray(0, want);
-      const rest = all.subarray(want);
-      buffered = rest.length > 0 ? [rest] : [];
-      length = rest.length;
-      want = undefined;
+      const taken = Math.min(prefixBytes - prefix.length, chunk.length - at);
+      prefix = joined([prefix, chunk.subarray(at, at + taken)], prefix.length + taken);
+      at += taken;
+      if (prefix.length < prefixBytes) break;
+      const declared = new DataView(prefix.buffer, prefix.byteOffset, prefixBytes).getUint32(1);
+      if (declared > readMaxBytes) {
+        // Hand it on: connect-es refuses it by its prefix (resource_exhausted) without reading it.
+        yield prefix;
+        return;
+      }
+      // A compressed message may inflate to readMaxBytes.
+      const decoded = (prefix[0]! & compressedFlag) !== 0 ? readMaxBytes : declared;
+      try {
+        await lease.holdMessage((prefixBytes + decoded) * (heapBytesPerWireByte - 1), prefixBytes + declared + pinnedReadBufferBytes, signal);
+      } catch (err) {
+        throw toConnectError(err);
+      }
+      yield prefix;
+      prefix = new Uint8Array(0);
+      remaining = declared;
     }
   }
-  // An incomplete message: hand on what there is, connect-es answers for it.
-  if (length > 0) yield joined(buffered, length);
+  // An incomplete prefix: hand it on, connect-es answers for it.
+  if (prefix.length > 0) yield prefix;
 }
 
 function joined(chunks: Uint8Array[], length: number): Uint8Array {

@@ -74,4 +74,16 @@ describe("MemoryBudget", () => {
     const share = await huge.promise;
     expect(share.bytes).toBe(MiB);
   });
+
+  it("splits a share into two given back apart, the budget counting each once", () => {
+    const budget = new MemoryBudget(10 * MiB);
+    const whole = budget.tryTake(6 * MiB)!;
+    const part = whole.split(2 * MiB);
+    expect([whole.bytes, part.bytes]).toEqual([4 * MiB, 2 * MiB]);
+    whole.release();
+    expect(budget.usedBytes).toBe(2 * MiB);
+    part.release();
+    part.release();
+    expect(budget.usedBytes).toBe(0);
+  });
 });
