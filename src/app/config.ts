@@ -243,7 +243,7 @@ const settings: Setting[] = [
     key: "maxStreamsPerConnection",
     flag: "--max-streams-per-connection <n>",
     env: "TALLY_MAX_STREAMS_PER_CONNECTION",
-    help: "open calls on one HTTP/2 connection, at most",
+    help: "open calls on one HTTP/2 connection, at most (SETTINGS_MAX_CONCURRENT_STREAMS)",
     parse: integerIn(1, 100_000),
   },
   {

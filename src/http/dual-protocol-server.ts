@@ -5,44 +5,14 @@ import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
+import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
+import { http1Timeouts, limitHttp1Request, limitSession } from "./timeouts.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
 const http2PrefaceStart = Buffer.from("PRI ");
 
-/** Per-stream flow-control window we grant clients. Big enough for a 500-event batch in flight, small enough that a paused stream holds little memory. */
-const streamWindowBytes = 1024 * 1024;
-
-/**
- * Connection-level window. Node's default 64 KiB throttles large unary
- * requests (raising it took 1,000-event unary calls from 84k to 150k events/s); the
- * per-stream window still bounds what one paused stream can buffer.
- */
-const connectionWindowBytes = 16 * 1024 * 1024;
-
-/** Header block limit for both protocols; gRPC's usual 8 KiB plus room for auth tokens. */
-const maxHeaderBytes = 16 * 1024;
-
-/** Streams one HTTP/2 connection may run at once. */
-const maxConcurrentStreams = 1000;
-
-/** An HTTP/1.1 request's headers must arrive within this time, or the request within requestTimeoutMs if that is shorter (slowloris). */
-const http1HeadersTimeoutMs = 20_000;
-
-/**
- * How often Node checks HTTP/1.1 requests against the timeouts above. The
- * check walks every open connection, cheap at our connection cap; it also
- * bounds how late a timeout can fire.
- */
-const connectionsCheckingIntervalMs = 1_000;
-
 /** A client that has not finished its TLS handshake by then is holding a connection slot for nothing. */
 const tlsHandshakeTimeoutMs = 10_000;
-
-/**
- * Streams that are meant to stay open and quiet: health Watch sends only on
- * a change, so it is exempt from the per-stream inactivity timeout.
- */
-const longLivedPaths = new Set(["/grpc.health.v1.Health/Watch"]);
 
 /**
  * Answers an HTTP/1.1 request Node could not parse with a JSON body that says
@@ -100,15 +70,6 @@ export interface DualProtocolServer {
   destroyConnections(): void;
 }
 
-/** tally's HTTP/1.1 settings apart from its timeouts; the bench's REST floor (tools/bench/stub-server.ts) serves with the same. */
-export const http1ServerSettings: http.ServerOptions = { maxHeaderSize: maxHeaderBytes, noDelay: true };
-
-/** tally's HTTP/2 settings; the bench's latency floor (tools/bench/stub-server.ts) serves with the same. */
-export const http2ServerSettings: http2.ServerOptions = {
-  settings: { initialWindowSize: streamWindowBytes, maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
-  maxSessionMemory: 64,
-};
-
 /**
  * Cleartext: Node's h2c server cannot fall back to HTTP/1.1 (that needs TLS
  * ALPN), and curl, browsers' fetch polyfills and the older REST clients speak
@@ -153,12 +114,13 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     session.setLocalWindowSize(connectionWindowBytes);
     limitSession(session, options);
   };
+  const h2Settings = http2ServerSettings(options.maxStreamsPerConnection);
 
   let tcp: net.Server;
   let stopListening: () => void;
   if (options.tls !== null) {
     const secure = http2.createSecureServer(
-      { ...http2ServerSettings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
+      { ...h2Settings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
       handler,
     );
     // With allowHTTP1, Node serves HTTP/1.1 through this server's own fields, and leaves keep-alive unset.
@@ -174,7 +136,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     // once (see onHttp1Request); the plain TLS server's close() only stops listening.
     stopListening = () => tls.Server.prototype.close.call(secure);
   } else {
-    const h2 = http2.createServer(http2ServerSettings, handler);
+    const h2 = http2.createServer(h2Settings, handler);
     h2.on("session", onSession);
     const plain = http.createServer({ ...http1ServerSettings, ...http1Timeouts(options) }, handler);
     plain.prependListener("request", onHttp1Request);
@@ -228,54 +190,4 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
       for (const socket of sockets) socket.destroy();
     },
   };
-}
-
-function http1Timeouts(options: ServerOptions) {
-  return {
-    requestTimeout: options.requestTimeoutMs,
-    headersTimeout: Math.min(http1HeadersTimeoutMs, options.requestTimeoutMs),
-    keepAliveTimeout: options.idleTimeoutMs,
-    connectionsCheckingInterval: connectionsCheckingIntervalMs,
-  };
-}
-
-/**
- * An HTTP/1.1 request whose socket goes quiet for requestTimeoutMs (a client
- * that stops sending, or stops reading the answer) is cut off. Node resets
- * the socket timeout on each request, and sets keep-alive's after it.
- */
-function limitHttp1Request(req: http.IncomingMessage, options: ServerOptions): void {
-  req.socket.setTimeout(longLivedPaths.has(pathOf(req.url)) ? 0 : options.requestTimeoutMs);
-}
-
-/**
- * HTTP/2 limits per connection: a stream on which nothing moves either way
- * for requestTimeoutMs (a stream that never ends, a client that never reads)
- * is reset, releasing what it holds; a session without open streams for
- * idleTimeoutMs is closed with GOAWAY. Idle is counted by open streams,
- * not by frames, so keep-alive PINGs do not hold an unused connection open.
- */
-function limitSession(session: http2.ServerHttp2Session, options: ServerOptions): void {
-  let open = 0;
-  let idle: NodeJS.Timeout | undefined;
-  const startIdle = () => {
-    idle = setTimeout(() => session.close(), options.idleTimeoutMs);
-    idle.unref();
-  };
-  startIdle();
-  session.on("close", () => clearTimeout(idle));
-  session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    open++;
-    clearTimeout(idle);
-    stream.on("close", () => {
-      if (--open === 0 && !session.closed && !session.destroyed) startIdle();
-    });
-    if (!longLivedPaths.has(pathOf(headers[":path"]))) {
-      stream.setTimeout(options.requestTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-    }
-  });
-}
-
-function pathOf(url: string | undefined): string {
-  return (url ?? "").split("?", 1)[0]!;
 }
