@@ -6,13 +6,13 @@ import tls from "node:tls";
 import { json } from "../answers/render.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
-import { http1Timeouts, limitHttp1Request, limitSession } from "./timeouts.js";
+import { firstBytesTimeoutMs, http1Timeouts, limitHttp1Request, limitSession, silenceTimeoutMs } from "./timeouts.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
 const http2PrefaceStart = Buffer.from("PRI ");
 
-/** A client that has not finished its TLS handshake by then is holding a connection slot for nothing. */
-const tlsHandshakeTimeoutMs = 10_000;
+/** A client that has not finished its TLS handshake by then is holding a connection slot for nothing (firstBytesTimeoutMs, as for cleartext). */
+const tlsHandshakeTimeoutMs = firstBytesTimeoutMs;
 
 /**
  * Answers an HTTP/1.1 request Node could not parse with a JSON body that says
@@ -145,9 +145,9 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
       track(socket);
       socket.on("error", () => socket.destroy());
       // Until its first bytes arrive a connection belongs to neither server, so
-      // neither's timeouts apply: one that sends nothing is idle, and closed as such.
+      // neither's timeouts apply: one that stays silent is closed here.
       const silent = () => socket.destroy();
-      socket.setTimeout(options.idleTimeoutMs, silent);
+      socket.setTimeout(silenceTimeoutMs(options), silent);
       socket.once("data", (first: Buffer) => {
         socket.setTimeout(0);
         socket.off("timeout", silent);

@@ -1,0 +1,186 @@
+/**
+ * Limits on what lives long, connections and calls, against real servers
+ * started with small limits, driven by raw sockets, node:http2,
+ * connect-node and grpc-js. Clients that must count as another address
+ * connect from 127.0.0.2 or 127.0.0.3 (all of 127/8 is loopback on Linux).
+ * No timed assertions: each test waits for the server to act, within the
+ * test timeout.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { execFileSync } from "node:child_process";
+import { setMaxListeners } from "node:events";
+import { readFileSync } from "node:fs";
+import http2 from "node:http2";
+import net from "node:net";
+import { dirname, join } from "node:path";
+import tls from "node:tls";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PublishRequestSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
+import { healthClient } from "../support/clients.js";
+import { makeEvent } from "../support/events.js";
+import { grpcFrame, grpcStatusOf, http1Request, http2Request } from "../support/raw-http.js";
+import { startServer, tempDir, type TestServer } from "../support/server.js";
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Tries `attempt` until it answers true: for a change the server makes on its own time (a slot freed once it has seen a close). */
+async function until(attempt: () => Promise<boolean>): Promise<void> {
+  while (!(await attempt())) await pause(50);
+}
+
+/** A raw TCP connection from `localAddress` that speaks HTTP/1.1 by hand and tells when the server closes it. */
+class RawConnection {
+  readonly socket: net.Socket;
+  readonly closed: Promise<void>;
+  private received = "";
+  private waiters: (() => void)[] = [];
+
+  constructor(port: number, localAddress = "127.0.0.1") {
+    this.socket = net.connect({ port, host: "127.0.0.1", localAddress });
+    this.socket.on("data", (chunk: Buffer) => {
+      this.received += chunk.toString("latin1");
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.socket.on("error", () => undefined);
+    this.closed = new Promise((resolve) => this.socket.on("close", () => resolve()));
+  }
+
+  /** Everything received so far. */
+  text(): string {
+    return this.received;
+  }
+
+  /** Sends a GET and resolves with the whole answer's head (status line and headers), or "closed". */
+  async get(path: string): Promise<string> {
+    this.received = "";
+    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: tally\r\n\r\n`);
+    while (!this.answerComplete()) {
+      if (this.socket.destroyed) return "closed";
+      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.closed]);
+    }
+    return this.received.split("\r\n\r\n", 1)[0]!;
+  }
+
+  private answerComplete(): boolean {
+    const end = this.received.indexOf("\r\n\r\n");
+    if (end < 0) return false;
+    const length = /content-length: (\d+)/i.exec(this.received.slice(0, end));
+    return length === null || this.received.length >= end + 4 + Number(length[1]);
+  }
+}
+
+/** The status line of an answer's head. */
+const statusLine = (head: string) => head.split("\r\n", 1)[0];
+
+/** Resolves once the server has acknowledged a PING sent now: it has read, and handled, every frame sent before it. */
+async function pingAcked(session: http2.ClientHttp2Session): Promise<void> {
+  // A PING sent before the session is up is cancelled.
+  if (session.connecting) await new Promise((resolve) => session.once("connect", resolve));
+  await new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+}
+
+/** HTTP/2 frame types and flags used by the raw clients below. */
+const frameType = { headers: 1, rstStream: 3, settings: 4, goaway: 7 } as const;
+const endStreamAndHeaders = 0x5;
+const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(streamId, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** GET /health as an HPACK header block, from the static table only: :method GET, :scheme http, :path /health, :authority x. */
+const getHealthBlock = Buffer.concat([Buffer.from([0x82, 0x86, 0x04, 7]), Buffer.from("/health"), Buffer.from([0x01, 1]), Buffer.from("x")]);
+
+/** The GOAWAY error codes in a stream of HTTP/2 frames from the server. */
+class FrameReader {
+  readonly goaways: number[] = [];
+  private buffer = Buffer.alloc(0);
+
+  read(chunk: Buffer): void {
+    this.buffer = Buffer.concat([this.buffer, chunk]);
+    while (this.buffer.length >= 9) {
+      const length = this.buffer.readUIntBE(0, 3);
+      if (this.buffer.length < 9 + length) return;
+      if (this.buffer[3] === frameType.goaway) this.goaways.push(this.buffer.readUInt32BE(13));
+      this.buffer = this.buffer.subarray(9 + length);
+    }
+  }
+}
+
+const protoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "proto");
+
+interface GrpcHealthClient extends grpc.Client {
+  Check(req: { service: string }, options: grpc.CallOptions, callback: grpc.requestCallback<{ status: string }>): grpc.ClientUnaryCall;
+  Watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
+}
+
+/** grpc-js's client of the standard health service, from the .proto alone. */
+function grpcJsHealth(port: number): GrpcHealthClient {
+  const definition = protoLoader.loadSync("grpc/health/v1/health.proto", { keepCase: true, enums: String, defaults: true, includeDirs: [protoDir] });
+  const loaded = grpc.loadPackageDefinition(definition);
+  const Health = (((loaded.grpc as grpc.GrpcObject).health as grpc.GrpcObject).v1 as grpc.GrpcObject).Health as grpc.ServiceClientConstructor;
+  return new Health(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as GrpcHealthClient;
+}
+
+function grpcJsCheck(client: GrpcHealthClient): Promise<string> {
+  return new Promise((resolve, reject) =>
+    client.Check({ service: "" }, { deadline: Date.now() + 30_000 }, (err, res) => (err ? reject(err) : resolve(res!.status))),
+  );
+}
+
+/** Runs `watch` to its first message and then to its end, answering the error it ended with. */
+async function watchUntilEnd(updates: AsyncIterable<unknown>): Promise<ConnectError | undefined> {
+  let first = true;
+  try {
+    for await (const _ of updates) first = false;
+  } catch (err) {
+    expect(first).toBe(false);
+    return ConnectError.from(err);
+  }
+  return undefined;
+}
+
+/** Starts a health watch and resolves once its first message has arrived. */
+async function openWatch(health: ReturnType<typeof healthClient>, signal: AbortSignal): Promise<AsyncIterator<unknown>> {
+  const updates = health.watch({}, { signal })[Symbol.asyncIterator]();
+  expect((await updates.next()).done).toBe(false);
+  return updates;
+}
+
+/** A watch that is refused: the error its first read meets. */
+async function refusedWatch(health: ReturnType<typeof healthClient>): Promise<ConnectError> {
+  const updates = health.watch({})[Symbol.asyncIterator]();
+  const outcome = await updates.next().then(
+    () => new Error("the watch was served"),
+    (err: unknown) => ConnectError.from(err),
+  );
+  if (!(outcome instanceof ConnectError)) throw outcome;
+  return outcome;
+}
+
+describe("silent connections", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // Far above the 10 s wait for a new connection's first bytes.
+    server = await startServer({ args: ["--idle-timeout-ms", "120000"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("closes a connection that sends nothing, and one that sends the HTTP/2 preface but no SETTINGS", async () => {
+    const silent = new RawConnection(server.port);
+    const prefaceOnly = new RawConnection(server.port);
+    prefaceOnly.socket.write(preface);
+    await Promise.all([silent.closed, prefaceOnly.closed]);
+  });
+});
