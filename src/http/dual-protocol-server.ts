@@ -4,6 +4,7 @@ import net from "node:net";
 import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
+import { AddressLimit } from "./connection-limits.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
 import { firstBytesTimeoutMs, http1Timeouts, limitHttp1Request, limitSession, silenceTimeoutMs } from "./timeouts.js";
@@ -80,6 +81,7 @@ export interface DualProtocolServer {
  * Connect and browsers share the port, and nothing is served in cleartext.
  */
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
+  const addresses = new AddressLimit(options.maxConnectionsPerAddress);
   // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
   const handler: RequestHandler = (req, res) => {
     if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
@@ -89,12 +91,18 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const onAllClosed: (() => void)[] = [];
-  const track = (socket: net.Socket) => {
+  /** Counts a new TCP connection against its address, or closes it; tracks it until it closes. */
+  const accept = (socket: net.Socket): boolean => {
+    if (!addresses.admit(socket)) {
+      socket.destroy();
+      return false;
+    }
     sockets.add(socket);
     socket.on("close", () => {
       sockets.delete(socket);
       if (sockets.size === 0) for (const resolve of onAllClosed.splice(0)) resolve();
     });
+    return true;
   };
   let draining = false;
   /**
@@ -125,7 +133,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     );
     // With allowHTTP1, Node serves HTTP/1.1 through this server's own fields, and leaves keep-alive unset.
     Object.assign(secure, { maxHeaderSize: maxHeaderBytes, ...http1Timeouts(options) });
-    secure.on("connection", track);
+    secure.on("connection", accept);
     secure.on("session", onSession);
     // Before the handler, so the headers set there are in place when it answers.
     secure.prependListener("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
@@ -142,7 +150,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     plain.prependListener("request", onHttp1Request);
     plain.on("clientError", answerClientError);
     tcp = net.createServer({ noDelay: true }, (socket) => {
-      track(socket);
+      if (!accept(socket)) return;
       socket.on("error", () => socket.destroy());
       // Until its first bytes arrive a connection belongs to neither server, so
       // neither's timeouts apply: one that stays silent is closed here.

@@ -167,6 +167,94 @@ async function refusedWatch(health: ReturnType<typeof healthClient>): Promise<Co
   return outcome;
 }
 
+describe("--max-connections-per-address", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ args: ["--max-connections-per-address", "2"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("closes a connection from an address that has its maximum open, serves other addresses, and takes it again once one closes", async () => {
+    const first = new RawConnection(server.port, "127.0.0.2");
+    const second = new RawConnection(server.port, "127.0.0.2");
+    expect(statusLine(await first.get("/health"))).toBe("HTTP/1.1 200 OK");
+    expect(statusLine(await second.get("/health"))).toBe("HTTP/1.1 200 OK");
+
+    const third = new RawConnection(server.port, "127.0.0.2");
+    await third.closed;
+    expect(third.text()).toBe("");
+    // HTTP/2 from that address too: closed before any stream.
+    const session = http2.connect(server.url, { localAddress: "127.0.0.2" } as http2.SecureClientSessionOptions);
+    session.on("error", () => undefined);
+    await new Promise((resolve) => session.once("close", resolve));
+
+    const probe = new RawConnection(server.port, "127.0.0.1");
+    expect(statusLine(await probe.get("/health"))).toBe("HTTP/1.1 200 OK");
+    probe.socket.destroy();
+
+    first.socket.destroy();
+    await first.closed;
+    await until(async () => {
+      const again = new RawConnection(server.port, "127.0.0.2");
+      const answer = await again.get("/health");
+      again.socket.destroy();
+      return statusLine(answer) === "HTTP/1.1 200 OK";
+    });
+    second.socket.destroy();
+  });
+});
+
+describe("--max-connections-per-address with TLS", () => {
+  let server: TestServer;
+  let ca: Buffer;
+  beforeAll(async () => {
+    const dir = tempDir("tally-limits-tls-");
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"].concat([
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ]),
+      { stdio: "ignore" },
+    );
+    ca = readFileSync(cert);
+    server = await startServer({ args: ["--tls-cert", cert, "--tls-key", key, "--max-connections-per-address", "1"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  /** A TLS connection from `localAddress`: "handshake" once it is up, "closed" if the server closes it first. */
+  function connectTls(localAddress: string): Promise<{ outcome: "handshake" | "closed"; socket: tls.TLSSocket }> {
+    return new Promise((resolve) => {
+      const tcp = net.connect({ port: server.port, host: "127.0.0.1", localAddress });
+      tcp.on("error", () => undefined);
+      const socket = tls.connect({ socket: tcp, ca, ALPNProtocols: ["h2"] });
+      socket.on("error", () => undefined);
+      socket.once("secureConnect", () => resolve({ outcome: "handshake", socket }));
+      socket.once("close", () => resolve({ outcome: "closed", socket }));
+    });
+  }
+
+  it("closes a TLS connection beyond the limit before its handshake, and serves other addresses", async () => {
+    const first = await connectTls("127.0.0.2");
+    expect(first.outcome).toBe("handshake");
+    expect((await connectTls("127.0.0.2")).outcome).toBe("closed");
+    const probe = await connectTls("127.0.0.1");
+    expect(probe.outcome).toBe("handshake");
+    probe.socket.destroy();
+    first.socket.destroy();
+  });
+});
+
 describe("silent connections", () => {
   let server: TestServer;
   beforeAll(async () => {
