@@ -7,6 +7,7 @@ import { json } from "../answers/render.js";
 import { AddressLimit } from "./connection-limits.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
+import { StreamLimits } from "./stream-limits.js";
 import { firstBytesTimeoutMs, http1Timeouts, limitHttp1Request, limitSession, silenceTimeoutMs } from "./timeouts.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
@@ -82,10 +83,13 @@ export interface DualProtocolServer {
  */
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
   const addresses = new AddressLimit(options.maxConnectionsPerAddress);
-  // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
+  const streams = new StreamLimits(options.maxStreams);
   const handler: RequestHandler = (req, res) => {
+    // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
     if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
     else lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
+    // Beyond a limit on calls, refused before any handler (stream-limits.ts).
+    if (!streams.admit(req, res)) return;
     handle(req, res);
   };
   const sockets = new Set<net.Socket>();

@@ -1,6 +1,7 @@
 /**
  * Calls that are meant to stay open and quiet: health Watch sends only on a
- * change, so it is exempt from the per-stream inactivity timeout.
+ * change. They are exempt from the per-stream inactivity timeout, so they
+ * are capped instead (stream-limits.ts).
  */
 const longLivedPaths = new Set(["/grpc.health.v1.Health/Watch"]);
 

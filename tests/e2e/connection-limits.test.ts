@@ -255,6 +255,124 @@ describe("--max-connections-per-address with TLS", () => {
   });
 });
 
+describe("--max-streams", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ args: ["--max-streams", "3"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  /** Opens a PublishStream that sends nothing: it holds its stream until closed. */
+  function holdStream(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
+    const stream = session.request(
+      { ":method": "POST", ":path": "/aggregator.v1.AggregatorService/PublishStream", "content-type": "application/grpc", te: "trailers" },
+      { endStream: false },
+    );
+    stream.on("error", () => undefined);
+    return stream;
+  }
+
+  it("answers a call beyond the total with unavailable and a retry hint, over HTTP/2 and HTTP/1.1, and serves again once calls end", async () => {
+    const holder = http2.connect(server.url);
+    holder.on("error", () => undefined);
+    try {
+      const held = [holdStream(holder), holdStream(holder), holdStream(holder)];
+      await pingAcked(holder);
+
+      for (const refused of [
+        await http2Request(server.url, { method: "GET", path: "/health" }),
+        await http1Request(server.url, { method: "GET", path: "/health" }),
+      ]) {
+        expect(refused.status).toBe(503);
+        expect(refused.headers["retry-after"]).toBe("1");
+        expect(JSON.parse(refused.body.toString())).toMatchObject({ code: "unavailable" });
+      }
+      // A gRPC call gets its status, RetryInfo included, in the gRPC form.
+      const grpcRefused = await http2Request(server.url, {
+        path: "/grpc.health.v1.Health/Check",
+        headers: { "content-type": "application/grpc", te: "trailers" },
+        body: grpcFrame(new Uint8Array()),
+      });
+      expect(grpcStatusOf(grpcRefused)?.code).toBe(Code.Unavailable);
+      expect(grpcRefused.headers["retry-after"]).toBe("1");
+      expect(grpcRefused.headers["grpc-status-details-bin"]).toBeDefined();
+      const connect = healthClient(server.url);
+      await expect(connect.check({})).rejects.toMatchObject({ code: Code.Unavailable });
+
+      held[0]!.close(http2.constants.NGHTTP2_CANCEL);
+      await pingAcked(holder);
+      expect((await http2Request(server.url, { method: "GET", path: "/health" })).status).toBe(200);
+      expect((await connect.check({})).status).toBeGreaterThan(0);
+    } finally {
+      holder.destroy();
+    }
+  });
+
+  it("counts HTTP/1.1 requests while they are open", async () => {
+    // Requests whose bodies never come: each holds its place until its connection closes.
+    const holders = Array.from({ length: 3 }, () => {
+      const connection = new RawConnection(server.port);
+      connection.socket.write("POST /publish HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+      return connection;
+    });
+    await until(async () => (await http2Request(server.url, { method: "GET", path: "/health" })).status === 503);
+    for (const connection of holders) connection.socket.destroy();
+    await until(async () => (await http2Request(server.url, { method: "GET", path: "/health" })).status === 200);
+  });
+});
+
+describe("long-lived calls (health Watch)", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // A quarter of 8 streams: two watches in total.
+    server = await startServer({ args: ["--max-streams", "8"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("refuses a watch beyond the total share of streams with unavailable, while calls are still served", async () => {
+    const stop = new AbortController();
+    try {
+      await openWatch(healthClient(server.url), stop.signal);
+      await openWatch(healthClient(server.url), stop.signal);
+      const third = healthClient(server.url);
+      expect((await refusedWatch(third)).code).toBe(Code.Unavailable);
+      expect((await third.check({})).status).toBeGreaterThan(0);
+    } finally {
+      stop.abort();
+    }
+  });
+});
+
+describe("long-lived calls per connection", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("refuses an 11th watch on one connection with resource_exhausted, and serves a watch on another", async () => {
+    const stop = new AbortController();
+    // One listener per watch.
+    setMaxListeners(20, stop.signal);
+    try {
+      const health = healthClient(server.url);
+      for (let i = 0; i < 10; i++) await openWatch(health, stop.signal);
+      const refused = await refusedWatch(health);
+      expect(refused.code).toBe(Code.ResourceExhausted);
+      expect(refused.rawMessage).toContain("at most 10");
+      await openWatch(healthClient(server.url), stop.signal);
+    } finally {
+      stop.abort();
+    }
+  });
+});
+
 describe("silent connections", () => {
   let server: TestServer;
   beforeAll(async () => {
