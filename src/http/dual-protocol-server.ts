@@ -4,6 +4,7 @@ import net from "node:net";
 import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
+import { ConnectionAge } from "./connection-age.js";
 import { AddressLimit } from "./connection-limits.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
@@ -83,6 +84,7 @@ export interface DualProtocolServer {
  */
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
   const addresses = new AddressLimit(options.maxConnectionsPerAddress);
+  const age = new ConnectionAge(options.maxConnectionAgeMs, options.maxConnectionAgeGraceMs);
   const streams = new StreamLimits(options.maxStreams);
   const handler: RequestHandler = (req, res) => {
     // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
@@ -110,14 +112,15 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
   };
   let draining = false;
   /**
-   * HTTP/1.1 limits per request, and while draining "Connection: close" on
-   * every answer, so clients stop reusing connections: closing an idle
-   * keep-alive connection instead races with a request written to it, which
-   * then gets no answer at all rather than a clean refusal.
+   * HTTP/1.1 limits per request, and while draining or once the connection
+   * has reached its age "Connection: close" on every answer, so clients stop
+   * reusing connections: closing an idle keep-alive connection instead races
+   * with a request written to it, which then gets no answer at all rather
+   * than a clean refusal.
    */
   const onHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
     limitHttp1Request(req, options);
-    if (draining) res.setHeader("connection", "close");
+    if (draining || age.aged(req.socket)) res.setHeader("connection", "close");
   };
   const onSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
@@ -125,6 +128,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     session.on("error", () => undefined);
     session.setLocalWindowSize(connectionWindowBytes);
     limitSession(session, options);
+    age.session(session);
   };
   const h2Settings = http2ServerSettings(options.maxStreamsPerConnection);
 
@@ -138,6 +142,9 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     // With allowHTTP1, Node serves HTTP/1.1 through this server's own fields, and leaves keep-alive unset.
     Object.assign(secure, { maxHeaderSize: maxHeaderBytes, ...http1Timeouts(options) });
     secure.on("connection", accept);
+    secure.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") age.http1(socket);
+    });
     secure.on("session", onSession);
     // Before the handler, so the headers set there are in place when it answers.
     secure.prependListener("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
@@ -172,6 +179,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
         if (head.equals(http2PrefaceStart.subarray(0, head.length))) {
           h2.emit("connection", socket);
         } else {
+          age.http1(socket);
           plain.emit("connection", socket);
           socket.resume();
         }

@@ -1,7 +1,8 @@
 /**
  * Calls that are meant to stay open and quiet: health Watch sends only on a
  * change. They are exempt from the per-stream inactivity timeout, so they
- * are capped instead (stream-limits.ts).
+ * are capped instead (stream-limits.ts), and end with their connection's
+ * age (connection-age.ts).
  */
 const longLivedPaths = new Set(["/grpc.health.v1.Health/Watch"]);
 

@@ -1,4 +1,4 @@
-import type { Interceptor } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type http2 from "node:http2";
 import type { Logger } from "pino";
@@ -9,7 +9,8 @@ import type { Gate } from "../auth/gate.js";
 import { callerOf, gateInterceptor } from "../auth/interceptor.js";
 import type { HttpRequest, HttpResponse } from "../http/route-table.js";
 import { aggregatorRoutes, type RpcCore } from "./aggregator-service.js";
-import { healthRoutes } from "./health-service.js";
+import { connectionGoingAway } from "../http/connection-age.js";
+import { healthRoutes, withConnectionGoingAway } from "./health-service.js";
 import { leanGrpcPublish } from "./lean-grpc-publish.js";
 import { isBinaryPublish, rawPublishRoutes } from "./raw-events-service.js";
 import { withRpcEdge } from "./rpc-edge.js";
@@ -62,6 +63,8 @@ export function rpcFrontDoor(core: RpcCore & { health: HealthState }, options: R
   };
   const standard = connectNodeAdapter({
     ...adapterOptions,
+    // Health Watch ends when its connection reaches its age (http/connection-age.ts).
+    contextValues: (req) => withConnectionGoingAway(createContextValues(), connectionGoingAway(req)),
     routes: withRpcEdge((router) => {
       aggregatorRoutes(core)(router);
       healthRoutes(core.health)(router);

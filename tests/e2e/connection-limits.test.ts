@@ -373,6 +373,110 @@ describe("long-lived calls per connection", () => {
   });
 });
 
+describe("--max-connection-age-ms", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ args: ["--max-connection-age-ms", "500", "--max-connection-age-grace-ms", "3000"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("ends a health Watch with unavailable when its connection comes of age", async () => {
+    const err = await watchUntilEnd(healthClient(server.url).watch({}));
+    expect(err?.code).toBe(Code.Unavailable);
+    expect(err?.rawMessage).toContain("maximum age");
+  });
+
+  it("keeps a grpc-js client working across GOAWAY, and its Watch ends with UNAVAILABLE", async () => {
+    const client = grpcJsHealth(server.port);
+    try {
+      const watch = client.Watch({ service: "" });
+      const watchEnded = new Promise<grpc.ServiceError>((resolve) => watch.once("error", resolve));
+      watch.on("data", () => undefined);
+      const channel = client.getChannel();
+      for (let age = 0; age < 2; age++) {
+        expect(await grpcJsCheck(client)).toBe("SERVING");
+        // GOAWAY takes the channel out of READY; the next call reconnects.
+        const state = channel.getConnectivityState(false);
+        expect(state).toBe(grpc.connectivityState.READY);
+        await new Promise<void>((resolve, reject) =>
+          channel.watchConnectivityState(state, Date.now() + 30_000, (err) => (err ? reject(err) : resolve())),
+        );
+      }
+      expect(await grpcJsCheck(client)).toBe("SERVING");
+      expect((await watchEnded).code).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("lets a unary call in flight at GOAWAY finish", async () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => undefined);
+    try {
+      const goaway = new Promise((resolve) => session.once("goaway", resolve));
+      const message = grpcFrame(toBinary(PublishRequestSchema, create(PublishRequestSchema, { events: [makeEvent({ topic: "limits.age" })] })));
+      const stream = session.request({ ":method": "POST", ":path": "/aggregator.v1.AggregatorService/Publish", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      const headers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("response", resolve));
+      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
+      stream.resume();
+      // Half of the message now, the rest after GOAWAY.
+      stream.write(message.subarray(0, 10));
+      await goaway;
+      stream.end(message.subarray(10));
+      expect((await headers)[":status"]).toBe(200);
+      expect((await trailers)["grpc-status"]).toBe("0");
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it("answers an aged HTTP/1.1 connection with Connection: close, then closes it", async () => {
+    const connection = new RawConnection(server.port);
+    let head = "";
+    await until(async () => {
+      head = await connection.get("/health");
+      return /\r\nconnection: close/i.test(head);
+    });
+    expect(statusLine(head)).toBe("HTTP/1.1 200 OK");
+    await connection.closed;
+  });
+});
+
+describe("--max-connection-age-grace-ms", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ args: ["--max-connection-age-ms", "500", "--max-connection-age-grace-ms", "200"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("cuts a call still open after the grace, with its connection", async () => {
+    const session = http2.connect(server.url);
+    session.on("error", () => undefined);
+    const goaway = new Promise((resolve) => session.once("goaway", resolve));
+    const closed = new Promise((resolve) => session.once("close", resolve));
+    // A PublishStream that never ends.
+    const stream = session.request(
+      { ":method": "POST", ":path": "/aggregator.v1.AggregatorService/PublishStream", "content-type": "application/grpc", te: "trailers" },
+      { endStream: false },
+    );
+    stream.on("error", () => undefined);
+    await goaway;
+    await closed;
+    expect(stream.closed).toBe(true);
+  });
+
+  it("cuts an idle HTTP/1.1 keep-alive connection after the grace", async () => {
+    const connection = new RawConnection(server.port);
+    expect(statusLine(await connection.get("/health"))).toBe("HTTP/1.1 200 OK");
+    await connection.closed;
+  });
+});
+
 describe("silent connections", () => {
   let server: TestServer;
   beforeAll(async () => {
