@@ -9,6 +9,7 @@ import { AddressLimit } from "./connection-limits.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
 import { StreamLimits } from "./stream-limits.js";
+import { countResets, skipStream } from "./stream-resets.js";
 import { firstBytesTimeoutMs, http1Timeouts, limitHttp1Request, limitSession, silenceTimeoutMs } from "./timeouts.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
@@ -88,8 +89,13 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
   const streams = new StreamLimits(options.maxStreams);
   const handler: RequestHandler = (req, res) => {
     // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
-    if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
-    else lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
+    if (req.httpVersionMajor === 2) {
+      // Reset by its client already, or its session is being cut (stream-resets.ts): nothing to answer.
+      if (skipStream((req as http2.Http2ServerRequest).stream)) return;
+      drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
+    } else {
+      lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
+    }
     // Beyond a limit on calls, refused before any handler (stream-limits.ts).
     if (!streams.admit(req, res)) return;
     handle(req, res);
@@ -128,6 +134,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     session.on("error", () => undefined);
     session.setLocalWindowSize(connectionWindowBytes);
     limitSession(session, options);
+    countResets(session);
     age.session(session);
   };
   const h2Settings = http2ServerSettings(options.maxStreamsPerConnection);

@@ -34,9 +34,10 @@ export const http1ServerSettings: http.ServerOptions = { maxHeaderSize: maxHeade
  *
  * Against floods Node's defaults stay, named here so that a change of
  * default cannot pass unnoticed: nghttp2 (1.61 in Node 20) answers a client
- * that resets more than 1,000 streams (then 33 a second) with GOAWAY; a
- * SETTINGS or PING flood fills nghttp2's queue of acknowledgements, and past
- * 1,000 it ends the session.
+ * that resets more than 1,000 streams (then 33 a second) with GOAWAY, which
+ * Node 20 does not follow by closing the connection (stream-resets.ts does);
+ * a SETTINGS or PING flood fills nghttp2's queue of acknowledgements, and
+ * past 1,000 it ends the session.
  */
 export function http2ServerSettings(maxStreamsPerConnection: number): http2.ServerOptions {
   return {
