@@ -32,6 +32,11 @@ export function rpcSurface(contentType: string | undefined): "connect" | "grpc" 
   return grpcContentType.test(contentType ?? "") ? "grpc" : "connect";
 }
 
+/** How the client of a request reads an answer: an RPC path's by its content type, any other path's as REST. */
+export function requestSurface(path: string, contentType: string | undefined): Surface {
+  return rpcPath.test(path) ? rpcSurface(contentType) : "rest";
+}
+
 /** What an error answer may set beyond what its code implies. */
 export interface ErrorOptions {
   /** An HTTP status other than the code's: 405, 415. Ignored on gRPC, whose status travels in grpc-status. */

@@ -37,7 +37,7 @@ export interface Config {
   requestTimeoutMs: number;
   /** Open connections from one client address, at most. */
   maxConnectionsPerAddress: number;
-  /** Open HTTP/2 streams (calls) across all connections, at most. */
+  /** Open calls across all connections, at most: HTTP/2 streams and HTTP/1.1 requests alike. */
   maxStreams: number;
   /** Open HTTP/2 streams on one connection, at most (SETTINGS_MAX_CONCURRENT_STREAMS). */
   maxStreamsPerConnection: number;
@@ -238,12 +238,18 @@ const settings: Setting[] = [
     help: "open connections from one client address, at most",
     parse: integerIn(1, 1_000_000),
   },
-  { key: "maxStreams", flag: "--max-streams <n>", env: "TALLY_MAX_STREAMS", help: "open calls (HTTP/2 streams) in total, at most", parse: integerIn(1, 1_000_000) },
+  {
+    key: "maxStreams",
+    flag: "--max-streams <n>",
+    env: "TALLY_MAX_STREAMS",
+    help: "open calls (HTTP/2 streams, HTTP/1.1 requests) in total, at most; more are answered unavailable",
+    parse: integerIn(1, 1_000_000),
+  },
   {
     key: "maxStreamsPerConnection",
     flag: "--max-streams-per-connection <n>",
     env: "TALLY_MAX_STREAMS_PER_CONNECTION",
-    help: "open calls on one HTTP/2 connection, at most",
+    help: "open calls on one HTTP/2 connection, at most (SETTINGS_MAX_CONCURRENT_STREAMS)",
     parse: integerIn(1, 100_000),
   },
   {

@@ -4,45 +4,19 @@ import net from "node:net";
 import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
+import { ConnectionAge } from "./connection-age.js";
+import { AddressLimit } from "./connection-limits.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
+import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
+import { StreamLimits } from "./stream-limits.js";
+import { countResets, skipStream } from "./stream-resets.js";
+import { firstBytesTimeoutMs, http1Timeouts, limitHttp1Request, limitSession, silenceTimeoutMs } from "./timeouts.js";
 
 /** The HTTP/2 connection preface starts with these bytes; no HTTP/1 method does. */
 const http2PrefaceStart = Buffer.from("PRI ");
 
-/** Per-stream flow-control window we grant clients. Big enough for a 500-event batch in flight, small enough that a paused stream holds little memory. */
-const streamWindowBytes = 1024 * 1024;
-
-/**
- * Connection-level window. Node's default 64 KiB throttles large unary
- * requests (raising it took 1,000-event unary calls from 84k to 150k events/s); the
- * per-stream window still bounds what one paused stream can buffer.
- */
-const connectionWindowBytes = 16 * 1024 * 1024;
-
-/** Header block limit for both protocols; gRPC's usual 8 KiB plus room for auth tokens. */
-const maxHeaderBytes = 16 * 1024;
-
-/** Streams one HTTP/2 connection may run at once. */
-const maxConcurrentStreams = 1000;
-
-/** An HTTP/1.1 request's headers must arrive within this time, or the request within requestTimeoutMs if that is shorter (slowloris). */
-const http1HeadersTimeoutMs = 20_000;
-
-/**
- * How often Node checks HTTP/1.1 requests against the timeouts above. The
- * check walks every open connection, cheap at our connection cap; it also
- * bounds how late a timeout can fire.
- */
-const connectionsCheckingIntervalMs = 1_000;
-
-/** A client that has not finished its TLS handshake by then is holding a connection slot for nothing. */
-const tlsHandshakeTimeoutMs = 10_000;
-
-/**
- * Streams that are meant to stay open and quiet: health Watch sends only on
- * a change, so it is exempt from the per-stream inactivity timeout.
- */
-const longLivedPaths = new Set(["/grpc.health.v1.Health/Watch"]);
+/** A client that has not finished its TLS handshake by then is holding a connection slot for nothing (firstBytesTimeoutMs, as for cleartext). */
+const tlsHandshakeTimeoutMs = firstBytesTimeoutMs;
 
 /**
  * Answers an HTTP/1.1 request Node could not parse with a JSON body that says
@@ -100,15 +74,6 @@ export interface DualProtocolServer {
   destroyConnections(): void;
 }
 
-/** tally's HTTP/1.1 settings apart from its timeouts; the bench's REST floor (tools/bench/stub-server.ts) serves with the same. */
-export const http1ServerSettings: http.ServerOptions = { maxHeaderSize: maxHeaderBytes, noDelay: true };
-
-/** tally's HTTP/2 settings; the bench's latency floor (tools/bench/stub-server.ts) serves with the same. */
-export const http2ServerSettings: http2.ServerOptions = {
-  settings: { initialWindowSize: streamWindowBytes, maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
-  maxSessionMemory: 64,
-};
-
 /**
  * Cleartext: Node's h2c server cannot fall back to HTTP/1.1 (that needs TLS
  * ALPN), and curl, browsers' fetch polyfills and the older REST clients speak
@@ -119,32 +84,49 @@ export const http2ServerSettings: http2.ServerOptions = {
  * Connect and browsers share the port, and nothing is served in cleartext.
  */
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
-  // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
+  const addresses = new AddressLimit(options.maxConnectionsPerAddress);
+  const age = new ConnectionAge(options.maxConnectionAgeMs, options.maxConnectionAgeGraceMs);
+  const streams = new StreamLimits(options.maxStreams);
   const handler: RequestHandler = (req, res) => {
-    if (req.httpVersionMajor === 2) drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
-    else lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
+    // Every request's early answer reaches its client (early-answers.ts), whichever protocol carries it.
+    if (req.httpVersionMajor === 2) {
+      // Reset by its client already, or its session is being cut (stream-resets.ts): nothing to answer.
+      if (skipStream((req as http2.Http2ServerRequest).stream)) return;
+      drainAfterEarlyAnswer(req as http2.Http2ServerRequest);
+    } else {
+      lingerAfterEarlyAnswer(req as http.IncomingMessage, res as http.ServerResponse);
+    }
+    // Beyond a limit on calls, refused before any handler (stream-limits.ts).
+    if (!streams.admit(req, res)) return;
     handle(req, res);
   };
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const onAllClosed: (() => void)[] = [];
-  const track = (socket: net.Socket) => {
+  /** Counts a new TCP connection against its address, or closes it; tracks it until it closes. */
+  const accept = (socket: net.Socket): boolean => {
+    if (!addresses.admit(socket)) {
+      socket.destroy();
+      return false;
+    }
     sockets.add(socket);
     socket.on("close", () => {
       sockets.delete(socket);
       if (sockets.size === 0) for (const resolve of onAllClosed.splice(0)) resolve();
     });
+    return true;
   };
   let draining = false;
   /**
-   * HTTP/1.1 limits per request, and while draining "Connection: close" on
-   * every answer, so clients stop reusing connections: closing an idle
-   * keep-alive connection instead races with a request written to it, which
-   * then gets no answer at all rather than a clean refusal.
+   * HTTP/1.1 limits per request, and while draining or once the connection
+   * has reached its age "Connection: close" on every answer, so clients stop
+   * reusing connections: closing an idle keep-alive connection instead races
+   * with a request written to it, which then gets no answer at all rather
+   * than a clean refusal.
    */
   const onHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
     limitHttp1Request(req, options);
-    if (draining) res.setHeader("connection", "close");
+    if (draining || age.aged(req.socket)) res.setHeader("connection", "close");
   };
   const onSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
@@ -152,18 +134,24 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     session.on("error", () => undefined);
     session.setLocalWindowSize(connectionWindowBytes);
     limitSession(session, options);
+    countResets(session);
+    age.session(session);
   };
+  const h2Settings = http2ServerSettings(options.maxStreamsPerConnection);
 
   let tcp: net.Server;
   let stopListening: () => void;
   if (options.tls !== null) {
     const secure = http2.createSecureServer(
-      { ...http2ServerSettings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
+      { ...h2Settings, ...options.tls, allowHTTP1: true, noDelay: true, handshakeTimeout: tlsHandshakeTimeoutMs },
       handler,
     );
     // With allowHTTP1, Node serves HTTP/1.1 through this server's own fields, and leaves keep-alive unset.
     Object.assign(secure, { maxHeaderSize: maxHeaderBytes, ...http1Timeouts(options) });
-    secure.on("connection", track);
+    secure.on("connection", accept);
+    secure.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (socket.alpnProtocol !== "h2") age.http1(socket);
+    });
     secure.on("session", onSession);
     // Before the handler, so the headers set there are in place when it answers.
     secure.prependListener("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
@@ -174,18 +162,18 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     // once (see onHttp1Request); the plain TLS server's close() only stops listening.
     stopListening = () => tls.Server.prototype.close.call(secure);
   } else {
-    const h2 = http2.createServer(http2ServerSettings, handler);
+    const h2 = http2.createServer(h2Settings, handler);
     h2.on("session", onSession);
     const plain = http.createServer({ ...http1ServerSettings, ...http1Timeouts(options) }, handler);
     plain.prependListener("request", onHttp1Request);
     plain.on("clientError", answerClientError);
     tcp = net.createServer({ noDelay: true }, (socket) => {
-      track(socket);
+      if (!accept(socket)) return;
       socket.on("error", () => socket.destroy());
       // Until its first bytes arrive a connection belongs to neither server, so
-      // neither's timeouts apply: one that sends nothing is idle, and closed as such.
+      // neither's timeouts apply: one that stays silent is closed here.
       const silent = () => socket.destroy();
-      socket.setTimeout(options.idleTimeoutMs, silent);
+      socket.setTimeout(silenceTimeoutMs(options), silent);
       socket.once("data", (first: Buffer) => {
         socket.setTimeout(0);
         socket.off("timeout", silent);
@@ -198,6 +186,7 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
         if (head.equals(http2PrefaceStart.subarray(0, head.length))) {
           h2.emit("connection", socket);
         } else {
+          age.http1(socket);
           plain.emit("connection", socket);
           socket.resume();
         }
@@ -228,54 +217,4 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
       for (const socket of sockets) socket.destroy();
     },
   };
-}
-
-function http1Timeouts(options: ServerOptions) {
-  return {
-    requestTimeout: options.requestTimeoutMs,
-    headersTimeout: Math.min(http1HeadersTimeoutMs, options.requestTimeoutMs),
-    keepAliveTimeout: options.idleTimeoutMs,
-    connectionsCheckingInterval: connectionsCheckingIntervalMs,
-  };
-}
-
-/**
- * An HTTP/1.1 request whose socket goes quiet for requestTimeoutMs (a client
- * that stops sending, or stops reading the answer) is cut off. Node resets
- * the socket timeout on each request, and sets keep-alive's after it.
- */
-function limitHttp1Request(req: http.IncomingMessage, options: ServerOptions): void {
-  req.socket.setTimeout(longLivedPaths.has(pathOf(req.url)) ? 0 : options.requestTimeoutMs);
-}
-
-/**
- * HTTP/2 limits per connection: a stream on which nothing moves either way
- * for requestTimeoutMs (a stream that never ends, a client that never reads)
- * is reset, releasing what it holds; a session without open streams for
- * idleTimeoutMs is closed with GOAWAY. Idle is counted by open streams,
- * not by frames, so keep-alive PINGs do not hold an unused connection open.
- */
-function limitSession(session: http2.ServerHttp2Session, options: ServerOptions): void {
-  let open = 0;
-  let idle: NodeJS.Timeout | undefined;
-  const startIdle = () => {
-    idle = setTimeout(() => session.close(), options.idleTimeoutMs);
-    idle.unref();
-  };
-  startIdle();
-  session.on("close", () => clearTimeout(idle));
-  session.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    open++;
-    clearTimeout(idle);
-    stream.on("close", () => {
-      if (--open === 0 && !session.closed && !session.destroyed) startIdle();
-    });
-    if (!longLivedPaths.has(pathOf(headers[":path"]))) {
-      stream.setTimeout(options.requestTimeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-    }
-  });
-}
-
-function pathOf(url: string | undefined): string {
-  return (url ?? "").split("?", 1)[0]!;
 }

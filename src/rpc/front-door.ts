@@ -10,7 +10,8 @@ import { callerOf, gateInterceptor } from "../auth/interceptor.js";
 import type { HttpRequest, HttpResponse } from "../http/route-table.js";
 import { leaseKey, leaseOf } from "../limits/request-lease.js";
 import { aggregatorRoutes, type RpcCore } from "./aggregator-service.js";
-import { healthRoutes } from "./health-service.js";
+import { connectionGoingAway } from "../http/connection-age.js";
+import { healthRoutes, withConnectionGoingAway } from "./health-service.js";
 import { leanGrpcPublish } from "./lean-grpc-publish.js";
 import { isBinaryPublish, rawPublishRoutes } from "./raw-events-service.js";
 import { withRpcEdge } from "./rpc-edge.js";
@@ -65,6 +66,8 @@ export function rpcFrontDoor(core: RpcCore & { health: HealthState }, options: R
   };
   const standard = connectNodeAdapter({
     ...adapterOptions,
+    // Health Watch ends when its connection reaches its age (http/connection-age.ts).
+    contextValues: (req) => withConnectionGoingAway(createContextValues(), connectionGoingAway(req)),
     routes: withRpcEdge((router) => {
       aggregatorRoutes(core)(router);
       healthRoutes(core.health)(router);

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type ConnectRouter, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import { AggregatorService } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { quoted } from "../answers/quote.js";
 import { ServingStatus, type HealthState } from "../read/health-state.js";
@@ -13,6 +13,14 @@ import {
 
 /** Names a health check may ask about: "" means the server as a whole. */
 const knownServices = ["", AggregatorService.typeName];
+
+/** Aborted when the connection carrying a call reaches its maximum age; never, unless the front door sets it. */
+const connectionGoingAwayKey = createContextKey<AbortSignal>(new AbortController().signal, { description: "tally connection going away" });
+
+/** Sets the signal a Watch ends on: its connection's going away (http/connection-age.ts). */
+export function withConnectionGoingAway(values: ContextValues, signal: AbortSignal): ContextValues {
+  return values.set(connectionGoingAwayKey, signal);
+}
 
 function response(status: ServingStatus): HealthCheckResponse {
   return create(HealthCheckResponseSchema, { status });
@@ -31,10 +39,18 @@ export function healthRoutes(state: HealthState) {
           statuses: Object.fromEntries(knownServices.map((name) => [name, response(state.status)])),
         });
       },
+      // A watch lasts as long as its connection: when that reaches its age
+      // the watch ends with `unavailable`, and the client, which watches again
+      // on such an end, does so on a new connection.
       async *watch(req: HealthCheckRequest, ctx: HandlerContext) {
+        const goingAway = ctx.values.get(connectionGoingAwayKey);
+        const ended = () => ctx.signal.aborted || goingAway.aborted;
+        // One promise for the whole watch, not one pair of listeners per change.
+        const ending = Promise.race([aborted(ctx.signal), aborted(goingAway)]);
         if (!knownServices.includes(req.service)) {
           yield response(ServingStatus.SERVICE_UNKNOWN);
-          await aborted(ctx.signal);
+          await ending;
+          throwIfGoingAway(goingAway);
           return;
         }
         const changes: ServingStatus[] = [];
@@ -45,18 +61,23 @@ export function healthRoutes(state: HealthState) {
         });
         try {
           yield response(state.status);
-          while (!ctx.signal.aborted) {
+          while (!ended()) {
             if (changes.length === 0) {
-              await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted(ctx.signal)]);
+              await Promise.race([new Promise<void>((resolve) => (wake = resolve)), ending]);
               wake = undefined;
             }
             while (changes.length > 0) yield response(changes.shift()!);
           }
+          throwIfGoingAway(goingAway);
         } finally {
           unsubscribe();
         }
       },
     });
+}
+
+function throwIfGoingAway(goingAway: AbortSignal): void {
+  if (goingAway.aborted) throw new ConnectError("the connection has reached its maximum age: watch again on a new connection", Code.Unavailable);
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

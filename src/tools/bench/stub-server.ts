@@ -16,7 +16,8 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { PublishResponseSchema, PublishResult_Status } from "../../../gen/aggregator/v1/aggregator_pb.js";
-import { http1ServerSettings, http2ServerSettings } from "../../http/dual-protocol-server.js";
+import { defaults } from "../../app/config.js";
+import { http1ServerSettings, http2ServerSettings } from "../../http/protocol-settings.js";
 
 function grpcStub(): http2.Http2Server {
   const response = toBinary(PublishResponseSchema, create(PublishResponseSchema, { accepted: 1, results: [{ status: PublishResult_Status.ACCEPTED, seq: 1n }] }));
@@ -24,7 +25,7 @@ function grpcStub(): http2.Http2Server {
   frame.writeUInt32BE(response.length, 1);
   frame.set(response, 5);
 
-  const server = http2.createServer(http2ServerSettings);
+  const server = http2.createServer(http2ServerSettings(defaults.maxStreamsPerConnection));
   server.on("connection", (socket: Socket) => socket.setNoDelay(true));
   server.on("stream", (stream) => {
     // Read the whole request first, as a server that decodes it would.
