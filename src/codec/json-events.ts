@@ -1,4 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { quoted } from "../answers/quote.js";
 import { CanonicalPayload, canonicalJson } from "./canonical-json.js";
 import { RefusedPayload, type DecodedBatch, type DecodedEvent } from "./decoded-batch.js";
 import { PayloadRuleError } from "./payload-rules.js";
@@ -38,7 +39,7 @@ function decodeItem(item: unknown, index: number, violations: Violation[]): Deco
   const typeErrors = checkJsonTypes(item, index);
   const timestamp = typeof item.timestamp === "string" ? parseJsonTimestamp(item.timestamp) : undefined;
   if (typeof item.timestamp === "string" && timestamp === undefined) {
-    typeErrors.push({ index, field: "timestamp", description: `"${item.timestamp.slice(0, 64)}" is not an RFC 3339 timestamp (e.g. 2025-10-24T10:00:00Z)` });
+    typeErrors.push({ index, field: "timestamp", description: `${quoted(item.timestamp)} is not an RFC 3339 timestamp (e.g. 2025-10-24T10:00:00Z)` });
   }
   if (typeErrors.length > 0) {
     violations.push(...typeErrors);

@@ -1,3 +1,5 @@
+import { quoted, quotedPrefixChars } from "../answers/quote.js";
+
 /**
  * The rules every payload must follow, whichever decoder read it: the JSON
  * walker (canonical-json.ts, for REST and Connect JSON) and the protobuf
@@ -52,9 +54,21 @@ export class PayloadRuleError extends Error {
 
   /** What validation reports for field "payload". */
   get description(): string {
-    const path = `payload${[...this.reversedPath].reverse().join("")}`;
-    return this.describe(path.length > maxQuotedPath ? `${path.slice(0, maxQuotedPath)}…` : path);
+    return this.describe(payloadPath([...this.reversedPath].reverse()));
   }
+}
+
+/** A path into a payload as refusals write it, from its steps (memberStep, elementStep), outermost first. */
+export function payloadPath(steps: readonly string[]): string {
+  const path = `payload${steps.join("")}`;
+  if (path.length <= maxQuotedPath) return path;
+  // Never cut a surrogate pair in half: the path would end in a lone surrogate.
+  const end = isHighSurrogate(path.charCodeAt(maxQuotedPath - 1)) ? maxQuotedPath - 1 : maxQuotedPath;
+  return `${path.slice(0, end)}…`;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 /** Rethrows err with the step added to its path when it is a broken rule; as it is otherwise. */
@@ -62,9 +76,16 @@ export function withinStep(err: unknown, step: string): unknown {
   return err instanceof PayloadRuleError ? err.within(step) : err;
 }
 
-/** The step into a member of an object, as it is written in a path. */
+/** Keys a path writes as they are: letters, digits, "_", "$" and "-". */
+const plainKey = /^[\p{L}\p{N}_$-]+$/u;
+
+/**
+ * The step into a member of an object, as it is written in a path: ".key",
+ * or ["key"] quoted (answers/quote.ts) when the key is long or holds anything
+ * else, so a refusal repeats at most a short escaped prefix of it.
+ */
 export function memberStep(key: string): string {
-  return `.${key}`;
+  return key.length <= quotedPrefixChars && plainKey.test(key) ? `.${key}` : `[${quoted(key)}]`;
 }
 
 /** The step into an element of an array, as it is written in a path. */

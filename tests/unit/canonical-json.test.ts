@@ -82,8 +82,12 @@ describe("canonicalJson", () => {
     expect(refusal({ 9: "x\ud800", a: Number.NaN })).toBe("has a string with an unpaired surrogate (not valid UTF-8) at payload.9");
   });
 
-  it("cuts a long path short", () => {
+  it("quotes a long or unusual key in a path, and cuts a long path short", () => {
     const long = "k".repeat(200);
-    expect(refusal({ [long]: "\ud800" })).toBe(`has a string with an unpaired surrogate (not valid UTF-8) at payload.${"k".repeat(112)}…`);
+    expect(refusal({ [long]: "\ud800" })).toBe(`has a string with an unpaired surrogate (not valid UTF-8) at payload["${"k".repeat(64)}"… (200 characters)]`);
+    expect(refusal({ "a.b": { "line\nbreak": "\ud800" } })).toBe(`has a string with an unpaired surrogate (not valid UTF-8) at payload["a.b"]["line\\nbreak"]`);
+    expect(refusal({ ünï_cöde$1: { "-": "\ud800" } })).toBe(`has a string with an unpaired surrogate (not valid UTF-8) at payload.ünï_cöde$1.-`);
+    const deep = { [`${"a".repeat(60)}`]: { [`${"b".repeat(60)}`]: { c: "\ud800" } } };
+    expect(refusal(deep)).toBe(`has a string with an unpaired surrogate (not valid UTF-8) at payload.${"a".repeat(60)}.${"b".repeat(51)}…`);
   });
 });
