@@ -1,4 +1,5 @@
 import { quoted, quotedPrefixChars } from "../answers/quote.js";
+import { invalidTextWhy, isValidText } from "./text-rules.js";
 
 /**
  * The rules every payload must follow, whichever decoder read it: the JSON
@@ -6,7 +7,8 @@ import { quoted, quotedPrefixChars } from "../answers/quote.js";
  * binary decoder (wire-events.ts) both call these, so a payload refused over
  * one protocol is refused over every other, with the same words. A rule
  * changed here changes for every front door at once, which is the point:
- * the canonical payload text is dedup identity.
+ * the canonical payload text is dedup identity. The rule for text (strings
+ * and keys) is text-rules.ts', which identifiers follow too.
  */
 
 /**
@@ -23,14 +25,6 @@ export const maxPayloadDepth = 32;
 
 /** A path into a payload quoted in a violation is cut here: payload keys can be long. */
 const maxQuotedPath = 120;
-
-/** A lone UTF-16 surrogate: JSON.parse lets it through, but protobuf's UTF-8 strings cannot carry it. */
-const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-/** Whether text holds a lone surrogate (not valid UTF-8); identifiers are refused for it too (validate.ts). */
-export function hasLoneSurrogate(text: string): boolean {
-  return loneSurrogate.test(text);
-}
 
 /**
  * A payload broke a rule. Walkers report the first problem in canonical
@@ -107,24 +101,28 @@ export function checkNumber(value: number): void {
 }
 
 /**
- * A key must be valid UTF-8, and must not be "__proto__": protobuf-es keeps a
- * Struct's fields in a plain object, where that key sets the prototype and is
- * dropped without a word. Stored without it, a re-send differing only there
- * would be reported DUPLICATE; so it is refused, on every path that sees it.
- * `wellFormed` says the decoder has already checked the key's UTF-8 (the
- * binary decoder checks every string it reads), which skips that test.
+ * A key must be valid text (text-rules.ts), and must not be "__proto__":
+ * protobuf-es keeps a Struct's fields in a plain object, where that key sets
+ * the prototype and is dropped without a word. Stored without it, a re-send
+ * differing only there would be reported DUPLICATE; so it is refused, on
+ * every path that sees it.
+ * `wellFormed` says the decoder already knows the key is valid text (the
+ * binary decoder sees whether its bytes were UTF-8), which skips that test.
  */
 export function checkKey(key: string, wellFormed = false): void {
   if (key === "__proto__") {
     throw new PayloadRuleError((at) => `has the key "__proto__" at ${at}, which protobuf decoding would drop silently; rename it`);
   }
-  if (!wellFormed && hasLoneSurrogate(key)) throw new PayloadRuleError((at) => `has a key with an unpaired surrogate (not valid UTF-8) at ${at}`);
+  if (!wellFormed && !isValidText(key)) throw new PayloadRuleError(invalidKey);
 }
 
-/** A string value must be valid UTF-8, or protobuf clients could not read it back. */
+/** A string value must be valid text (text-rules.ts), or protobuf clients could not read it back. */
 function checkString(value: string): void {
-  if (hasLoneSurrogate(value)) throw new PayloadRuleError((at) => `has a string with an unpaired surrogate (not valid UTF-8) at ${at}`);
+  if (!isValidText(value)) throw new PayloadRuleError(invalidString);
 }
+
+const invalidKey = (at: string) => `has a key ${invalidTextWhy} at ${at}`;
+const invalidString = (at: string) => `has a string ${invalidTextWhy} at ${at}`;
 
 /** The rules of a JSON leaf (anything but an object or an array): its string, its number. */
 export function checkLeaf(value: string | number | boolean | null): void {

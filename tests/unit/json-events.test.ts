@@ -177,7 +177,7 @@ describe("decodeJsonBody", () => {
       eventId: "e-1",
       timestamp: { seconds: tenOClock, nanos: 0 },
       source: "checkout",
-      payload: { refused: "has a string with an unpaired surrogate (not valid UTF-8) at payload.note" },
+      payload: { refused: "has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.note" },
     });
   });
 
