@@ -4,6 +4,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { isBinaryParseError, toConnectError } from "../answers/failures.js";
 import { grpcStatusFields, renderError, rpcSurface, type Rendered } from "../answers/render.js";
+import { exactJsonBody } from "./exact-json-body.js";
 
 /**
  * Answers at the edge of the RPC paths that connect-es gives in a form
@@ -40,6 +41,7 @@ export function withRpcEdge(routes: (router: ConnectRouter) => void): (router: C
 /** A handler answering as `handler` does, except for the responses this module rewrites. */
 export function wrapHandler(handler: UniversalHandler): UniversalHandler {
   const wrapped = async (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    req = exactJsonBody(req, handler.method);
     const res = await handler(req);
     if (res.status === 415 && res.body === undefined) return unsupportedMediaType(handler, req);
     if (res.status === 405 && res.body === undefined) return methodNotAllowed(handler, req);
