@@ -1,10 +1,25 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { Buffer } from "node:buffer";
+import { quoted } from "../answers/quote.js";
 import { CanonicalPayload, canonicalJson } from "./canonical-json.js";
 import { RefusedPayload, type DecodedBatch, type DecodedEvent } from "./decoded-batch.js";
+import { checkJsonText } from "./json-text-check.js";
 import { PayloadRuleError } from "./payload-rules.js";
 import { parseJsonTimestamp } from "./timestamps.js";
 import { checkBatchSize } from "./validate.js";
 import { ValidationError, type Violation } from "./violations.js";
+
+/**
+ * The REST decoder from the body's bytes: its text checked as text first
+ * (json-text-check.ts: bytes that are not UTF-8, numbers a double cannot
+ * hold), then parsed and decoded as below. Throws ValidationError, or
+ * SyntaxError (JSON.parse's) when the body is not JSON.
+ */
+export function decodeJsonBytes(bytes: Uint8Array, maxBatch: number): DecodedBatch {
+  checkJsonText(bytes, "rest");
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+  return decodeJsonBody(JSON.parse(text), maxBatch);
+}
 
 /**
  * The REST decoder: a parsed JSON body, in the three shapes the older
@@ -38,7 +53,7 @@ function decodeItem(item: unknown, index: number, violations: Violation[]): Deco
   const typeErrors = checkJsonTypes(item, index);
   const timestamp = typeof item.timestamp === "string" ? parseJsonTimestamp(item.timestamp) : undefined;
   if (typeof item.timestamp === "string" && timestamp === undefined) {
-    typeErrors.push({ index, field: "timestamp", description: `"${item.timestamp.slice(0, 64)}" is not an RFC 3339 timestamp (e.g. 2025-10-24T10:00:00Z)` });
+    typeErrors.push({ index, field: "timestamp", description: `${quoted(item.timestamp)} is not an RFC 3339 timestamp (e.g. 2025-10-24T10:00:00Z)` });
   }
   if (typeErrors.length > 0) {
     violations.push(...typeErrors);

@@ -1,7 +1,7 @@
 import type { EventRecord } from "../store/types.js";
 import { CanonicalPayload } from "./canonical-json.js";
 import type { DecodedBatch } from "./decoded-batch.js";
-import { hasLoneSurrogate } from "./payload-rules.js";
+import { invalidTextDescription, isValidText } from "./text-rules.js";
 import { isTimestampInRange, timestampToText } from "./timestamps.js";
 import { ValidationError, type Violation } from "./violations.js";
 
@@ -14,7 +14,7 @@ export interface ValidationLimits {
 /** topic, event_id and source are identifiers, not documents. */
 const maxIdentifierLength = 255;
 
-/** C0 and C1 control characters and DEL, which no JSON consumer can print. */
+/** C0 and C1 control characters (NUL among them) and DEL, which nobody can type or print in an identifier (payloads keep them: text-rules.ts). */
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
 
 function checkIdentifier(value: string, field: string, index: number, out: Violation[]): void {
@@ -22,8 +22,10 @@ function checkIdentifier(value: string, field: string, index: number, out: Viola
     out.push({ index, field, description: "is required (1-255 characters)" });
   } else if (value.length > maxIdentifierLength) {
     out.push({ index, field, description: `is ${value.length} characters long, at most ${maxIdentifierLength} allowed` });
-  } else if (controlCharacter.test(value) || hasLoneSurrogate(value)) {
-    out.push({ index, field, description: "contains a control character or an unpaired surrogate" });
+  } else if (!isValidText(value)) {
+    out.push({ index, field, description: invalidTextDescription });
+  } else if (controlCharacter.test(value)) {
+    out.push({ index, field, description: "contains a control character" });
   } else if (value.trim().length === 0) {
     out.push({ index, field, description: "must not be only whitespace" });
   }

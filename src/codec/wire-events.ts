@@ -1,7 +1,8 @@
 import { Buffer, isUtf8 } from "node:buffer";
 import { CanonicalPayload, objectJson } from "./canonical-json.js";
 import { RefusedPayload, type DecodedBatch, type DecodedEvent } from "./decoded-batch.js";
-import { PayloadRuleError, checkDepth, checkKey, checkNumber, elementStep, memberStep, withinStep } from "./payload-rules.js";
+import { PayloadRuleError, checkDepth, checkKey, checkLeaf, checkNumber, elementStep, memberStep, withinStep } from "./payload-rules.js";
+import { decodeKeepingFaults } from "./utf8-text.js";
 import { checkBatchSize } from "./validate.js";
 import type { Violation } from "./violations.js";
 
@@ -13,7 +14,13 @@ import type { Violation } from "./violations.js";
  * fields straight into plain values, and the payload (Struct/Value/ListValue)
  * straight into its canonical JSON text (canonical-json.ts), checking the
  * payload rules (payload-rules.ts) on the way, with the same result as
- * fromBinary(EventSchema) and canonicalJson; it also refuses invalid UTF-8.
+ * fromBinary(EventSchema) and canonicalJson. Bytes that are not UTF-8 are
+ * kept visible (utf8-text.ts) rather than replaced, so validation and the
+ * payload rules refuse them in the field or key they are in, in the words
+ * they use for a lone surrogate sent in JSON (text-rules.ts).
+ *
+ * Numbers arrive as doubles, so the rule that a JSON number literal must be
+ * stored exactly (payload-rules.ts) holds here by construction.
  */
 
 const enum WireType {
@@ -29,6 +36,8 @@ class WireError extends Error {}
 
 class Reader {
   pos: number;
+  /** Whether a string read so far held bytes that are not UTF-8; such text is never valid (text-rules.ts). */
+  sawInvalidText = false;
   constructor(
     readonly buf: Buffer,
     start: number,
@@ -80,8 +89,10 @@ class Reader {
     // Ids, topics and payload keys are mostly ASCII, which needs no UTF-8 validation or decoding.
     for (let i = start; i < end; i++) {
       if (buf[i]! >= 0x80) {
-        if (!isUtf8(buf.subarray(start, end))) throw new WireError("string is not valid UTF-8");
-        return buf.toString("utf8", start, end);
+        const bytes = buf.subarray(start, end);
+        if (isUtf8(bytes)) return buf.toString("utf8", start, end);
+        this.sawInvalidText = true;
+        return decodeKeepingFaults(bytes);
       }
     }
     return buf.toString("latin1", start, end);
@@ -242,8 +253,8 @@ function structMembers(r: Reader, into: Map<string, string>, depth: number): Map
       }
     }
     try {
-      // Reader.string() has checked the key's UTF-8 already.
-      checkKey(key, true);
+      // Reader.string() has seen whether the key's bytes were UTF-8.
+      checkKey(key, !entry.sawInvalidText);
       into.set(key, value === undefined ? "null" : memberJson(new Reader(entry.buf, value[0], value[1]), key, depth));
     } catch (err) {
       if (!(err instanceof PayloadRuleError)) throw err;
@@ -282,10 +293,13 @@ function valueJson(r: Reader, depth: number): string {
         value = JSON.stringify(number);
         break;
       }
-      case 3:
+      case 3: {
         expect(wireType, WireType.LengthDelimited, "string_value");
-        value = JSON.stringify(r.string());
+        const text = r.string();
+        if (r.sawInvalidText) checkLeaf(text);
+        value = JSON.stringify(text);
         break;
+      }
       case 4:
         expect(wireType, WireType.Varint, "bool_value");
         value = r.varint() !== 0 ? "true" : "false";

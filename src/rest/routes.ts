@@ -2,7 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { quoted } from "../answers/quote.js";
 import { json, type Rendered } from "../answers/render.js";
 import { ServingStatus, type HealthState } from "../read/health-state.js";
-import { decodeJsonBody } from "../codec/json-events.js";
+import type { DecodedBatch } from "../codec/decoded-batch.js";
+import { decodeJsonBytes } from "../codec/json-events.js";
 import { textToRfc3339 } from "../codec/timestamps.js";
 import { readBody } from "../http/body.js";
 import { HttpRefusal, type HttpRequest, type HttpRoute, type RouteContext } from "../http/route-table.js";
@@ -54,14 +55,15 @@ async function publish(core: RestCore, req: Parameters<HttpRoute["handle"]>[0], 
   if (contentType !== undefined && !jsonishContentType.test(contentType)) {
     throw new HttpRefusal(new ConnectError(`content-type ${quoted(contentType)} is not supported; send application/json`, Code.InvalidArgument), { status: 415 });
   }
-  const text = (await readBody(req, core.maxBodyBytes)).toString("utf8");
-  let body: unknown;
+  const bytes = await readBody(req, core.maxBodyBytes);
+  let batch: DecodedBatch;
   try {
-    body = JSON.parse(text);
+    batch = decodeJsonBytes(bytes, core.pipeline.maxBatch);
   } catch (err) {
-    throw new ConnectError(`body is not valid JSON: ${(err as Error).message}`, Code.InvalidArgument);
+    if (err instanceof SyntaxError) throw new ConnectError(`body is not valid JSON: ${err.message}`, Code.InvalidArgument);
+    throw err;
   }
-  const outcome = await core.pipeline.publish(decodeJsonBody(body, core.pipeline.maxBatch), caller);
+  const outcome = await core.pipeline.publish(batch, caller);
   return json(200, {
     received: outcome.statuses.length,
     accepted: outcome.accepted,

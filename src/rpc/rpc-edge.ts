@@ -6,6 +6,7 @@ import { toConnectError } from "../answers/failures.js";
 import { quoted } from "../answers/quote.js";
 import { grpcStatusFields, renderError, rpcSurface, type Rendered } from "../answers/render.js";
 import { budgetedBody } from "./budgeted-body.js";
+import { exactJsonBody } from "./exact-json-body.js";
 
 /**
  * Answers at the edge of the RPC paths that connect-es gives in a form
@@ -50,7 +51,8 @@ export function withRpcEdge(routes: (router: ConnectRouter) => void, readMaxByte
 /** A handler answering as `handler` does, except for the responses this module rewrites. */
 export function wrapHandler(handler: UniversalHandler, readMaxBytes: number): UniversalHandler {
   const wrapped = async (request: UniversalServerRequest): Promise<UniversalServerResponse> => {
-    const req = budgetedBody(request, readMaxBytes);
+    // Each message takes its share of the memory budget before it is read, then JSON is checked for what it cannot hold.
+    const req = exactJsonBody(budgetedBody(request, readMaxBytes), handler.method);
     const res = await handler(req);
     if (res.status === 415 && res.body === undefined) return unsupportedMediaType(handler, req);
     if (res.status === 405 && res.body === undefined) return methodNotAllowed(handler, req);

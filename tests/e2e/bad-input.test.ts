@@ -55,15 +55,24 @@ afterAll(async () => {
 // Entry points: how a request body reaches the server on each protocol.
 // ---------------------------------------------------------------------------
 
-type Protocol = "REST" | "Connect JSON" | "Connect binary" | "gRPC" | "gRPC-Web" | "gRPC over HTTP/1.1" | "HTTP/1.1 (any route)";
+type Protocol =
+  | "REST"
+  | "Connect JSON"
+  | "Connect binary"
+  | "gRPC"
+  | "gRPC-Web"
+  | "gRPC (JSON codec)"
+  | "gRPC-Web (JSON codec)"
+  | "gRPC over HTTP/1.1"
+  | "HTTP/1.1 (any route)";
 
 const publishPath = "/aggregator.v1.AggregatorService/Publish";
 const publishStreamPath = "/aggregator.v1.AggregatorService/PublishStream";
 
 const send = {
-  rest: (body: string, headers: Record<string, string> = { "content-type": "application/json" }) =>
+  rest: (body: string | Uint8Array, headers: Record<string, string> = { "content-type": "application/json" }) =>
     http1Request(server.url, { path: "/publish", headers, body }),
-  connectJson: (body: string, headers: Record<string, string> = { "content-type": "application/json" }) =>
+  connectJson: (body: string | Uint8Array, headers: Record<string, string> = { "content-type": "application/json" }) =>
     http1Request(server.url, { path: publishPath, headers, body }),
   connectBinary: (body: Uint8Array) => http2Request(server.url, { path: publishPath, headers: { "content-type": "application/proto" }, body }),
   /** gRPC over HTTP/2; `framed` false sends the bytes without the gRPC length prefix. */
@@ -178,6 +187,26 @@ const binary = (...items: MessageInitShape<typeof EventSchema>[]) =>
   toBinary(PublishRequestSchema, create(PublishRequestSchema, { events: items.map((e) => makeEvent({ eventId: nextId(), ...e })) }));
 const deepJson = (depth: number) => `${'{"a":'.repeat(depth - 1)}{"a":1}${"}".repeat(depth - 1)}`;
 
+/** Bytes with `raw` written over them where `marker` first occurs, for bytes no encoder would write. */
+function patched(bytes: Uint8Array | string, marker: string, raw: number[]): Buffer {
+  const out = Buffer.from(bytes);
+  out.set(raw, out.indexOf(marker));
+  return out;
+}
+
+/** How a lone surrogate looks in bytes when a system writes it anyway (WTF-8, CESU-8): not UTF-8. */
+const surrogateBytes = [0xed, 0xa0, 0x80];
+
+/** What every protocol says of a field whose text is not valid (codec/text-rules.ts). */
+const invalidText = (field: string) => invalid(new RegExp(`events\\[0\\]\\.${field}: is not valid UTF-8 text \\(it holds an unpaired surrogate, or bytes that are not UTF-8\\)`));
+const invalidPayloadText = (what: "key" | "string", at: string) =>
+  invalid(new RegExp(`events\\[0\\]\\.payload: has a ${what} that is not valid UTF-8 text \\(it holds an unpaired surrogate, or bytes that are not UTF-8\\) at ${at}`));
+
+/** A JSON body whose payload member n is the number literal `literal`, as written. */
+const withNumber = (literal: string) => events(event({ payload: { n: "NUMBER" } })).replace('"NUMBER"', literal);
+/** What a payload number a double cannot hold is refused with. */
+const inexactNumber = invalid(/events\[0\]\.payload\.n: number 12345678901234567890 cannot be stored exactly \(it would read back as 12345678901234567000\); send it as a string/);
+
 /**
  * One input, sent the way each family of protocols can carry it: `json` to
  * REST and Connect JSON, `binary` (a PublishRequest) to Connect binary, gRPC
@@ -185,7 +214,7 @@ const deepJson = (depth: number) => `${'{"a":'.repeat(depth - 1)}{"a":1}${"}".re
  */
 interface Case {
   input: string;
-  json?: () => string;
+  json?: () => string | Uint8Array;
   binary?: () => Uint8Array;
   rest?: Outcome;
   connectJson?: Outcome;
@@ -269,12 +298,43 @@ const cases: Case[] = [
     binary: () => binary({ topic: "orders\u0001", eventId: `${nextId()}\u0000`, source: "web\napp" }),
     ...all(invalid(/events\[0\]\.topic: contains a control character.*event_id: contains a control character.*source: contains a control character/)),
   },
+  // One rule for text (codec/text-rules.ts): a lone surrogate, and bytes that are not UTF-8, are refused in
+  // every field over every protocol, never turned into U+FFFD. Binary carries a lone surrogate as its bytes.
+  ...(["topic", "event_id", "source"] as const).map(
+    (field): Case => ({
+      input: `lone surrogate in ${field} (\\ud800; binary: its bytes ed a0 80)`,
+      json: () => events(event({ [field]: "x-\ud800" })),
+      binary: () => patched(binary({ [field === "event_id" ? "eventId" : field]: `x-LONE-${nextId()}` }), "LON", surrogateBytes),
+      rest: invalidText(field),
+      // protobuf-es refuses a string field that is not valid UTF-8 while it decodes, in its own words.
+      connectJson: invalid(new RegExp(`aggregator\\.v1\\.Event\\.${field} from JSON: expected string: invalid UTF8`)),
+      binaryAnswer: invalidText(field),
+    }),
+  ),
   {
-    input: "lone surrogate in event_id (\\ud800)",
-    json: () => events(event({ event_id: "id-\ud800" })),
-    // Connect JSON: protobuf-es refuses it while decoding; REST: validation does.
-    rest: invalid(/events\[0\]\.event_id: contains a control character or an unpaired surrogate/),
-    connectJson: invalid(/aggregator\.v1\.Event\.event_id from JSON: expected string: invalid UTF8/),
+    input: "lone surrogate in a payload key (\\ud800; binary: its bytes ed a0 80)",
+    json: () => events(event({ payload: { ok: 1, nested: { "k\ud800": 1 } } })),
+    binary: () => patched(binary({ payload: { ok: 1, nested: { kLON: 1 } } }), "LON", surrogateBytes),
+    ...all(invalidPayloadText("key", "payload\\.nested")),
+  },
+  {
+    input: "lone surrogate in a payload string (\\udc00; binary: its bytes ed b0 80)",
+    json: () => events(event({ payload: { list: ["ok", "v\udc00"] } })),
+    binary: () => patched(binary({ payload: { list: ["ok", "vLON"] } }), "LON", [0xed, 0xb0, 0x80]),
+    ...all(invalidPayloadText("string", "payload\\.list\\[1\\]")),
+  },
+  {
+    input: "bytes that are not UTF-8 in topic (ff)",
+    json: () => patched(events(event({ topic: "orders-XQZ" })), "XQZ", [0xff]),
+    binary: () => patched(binary({ topic: "orders-XQZ" }), "XQZ", [0xff]),
+    // JSON: the check of the text before parsing (REST, and the RPC edge for Connect JSON); binary: its decoder.
+    ...all(invalidText("topic")),
+  },
+  {
+    input: "bytes that are not UTF-8 in a payload string (c3 28)",
+    json: () => patched(events(event({ payload: { note: "cafXQZ" } })), "XQZ", [0xc3, 0x28]),
+    binary: () => patched(binary({ payload: { note: "cafXQZ" } }), "XQZ", [0xc3, 0x28]),
+    ...all(invalidPayloadText("string", "payload\\.note")),
   },
   {
     input: "timestamp not RFC 3339 (\"yesterday\")",
@@ -320,6 +380,27 @@ const cases: Case[] = [
     rest: invalid(/events\[0\]\.payload: contains Infinity, which JSON cannot represent/),
     connectJson: invalid(/events\[0\]\.payload: contains Infinity, which JSON cannot represent/),
     binaryAnswer: invalid(/events\[0\]\.payload: contains NaN, which JSON cannot represent/),
+  },
+  {
+    input: "payload number a double cannot hold (12345678901234567890)",
+    json: () => withNumber("12345678901234567890"),
+    binary: () => binary({ payload: { n: 12345678901234567890 } }),
+    rest: inexactNumber,
+    // protobuf-es would round it while it parses: the RPC edge reads the JSON text first (rpc/exact-json-body.ts).
+    connectJson: inexactNumber,
+    binaryAnswer: { ...ok(1), note: "binary protobuf carries the double itself: exact by construction" },
+  },
+  {
+    input: "payload number beyond a double's smallest (1e-400)",
+    json: () => withNumber("1e-400"),
+    ...all(invalid(/events\[0\]\.payload\.n: number 1e-400 cannot be stored exactly \(it would read back as 0\)/)),
+  },
+  {
+    input: "payload numbers spelled otherwise than they read back (1.50, 15e-1, 1e3, -0, 0.1, 9007199254740992)",
+    json: () => events(event({ payload: { a: "A", b: "B", c: "C", d: "D", e: 0.1, f: 9007199254740992 } })).replace('"A"', "1.50").replace('"B"', "15e-1").replace('"C"', "1e3").replace('"D"', "-0"),
+    // Values are compared, not spellings: each reads back as the number it spells.
+    rest: ok(1),
+    connectJson: ok(1),
   },
   {
     input: "payload over the limit (2,000 bytes, limit 1,024)",
@@ -398,11 +479,6 @@ const corrupt: { input: string; bytes: Uint8Array; detail: RegExp }[] = [
     bytes: Uint8Array.from([0x0a, 0x02, 0x08, 0x01]),
     detail: /(premature EOF|cannot decode)/,
   },
-  {
-    input: "invalid UTF-8 in topic",
-    bytes: Uint8Array.from([0x0a, 0x04, 0x0a, 0x02, 0xc3, 0x28]),
-    detail: /The encoded data was not valid for encoding utf-8$/,
-  },
 ];
 
 const rows: Row[] = [
@@ -429,6 +505,33 @@ const rows: Row[] = [
     protocol: "gRPC",
     send: () => send.grpc(Buffer.concat([grpcFrame(binary({})), grpcFrame(Uint8Array.from([0xff, 0xff, 0xff, 0xff]))]), { framed: false, path: publishStreamPath }),
     outcome: { ...invalid(/^cannot decode the request message: premature EOF$/), stores: 1, note: "the valid batch before it stays committed" },
+  },
+  {
+    input: "payload number a double cannot hold (12345678901234567890)",
+    protocol: "gRPC (JSON codec)",
+    send: () => http2Request(server.url, { path: publishPath, headers: { "content-type": "application/grpc+json", te: "trailers" }, body: grpcFrame(Buffer.from(withNumber("12345678901234567890"))) }),
+    outcome: inexactNumber,
+  },
+  {
+    input: "payload number a double cannot hold (12345678901234567890)",
+    protocol: "gRPC-Web (JSON codec)",
+    send: () => http1Request(server.url, { path: publishPath, headers: { "content-type": "application/grpc-web+json" }, body: grpcFrame(Buffer.from(withNumber("12345678901234567890"))) }),
+    outcome: inexactNumber,
+  },
+  {
+    input: "PublishStream: a valid batch, then a payload number a double cannot hold",
+    protocol: "gRPC (JSON codec)",
+    send: () =>
+      http2Request(server.url, {
+        path: publishStreamPath,
+        headers: { "content-type": "application/grpc+json", te: "trailers" },
+        body: Buffer.concat([grpcFrame(Buffer.from(events(event()))), grpcFrame(Buffer.from(withNumber("12345678901234567890")))]),
+      }),
+    outcome: {
+      ...invalid(/messages\[1\]\.events\[0\]\.payload\.n: number 12345678901234567890 cannot be stored exactly/),
+      stores: 1,
+      note: "the valid batch before it stays committed",
+    },
   },
   {
     input: "body a JSON number (42)",

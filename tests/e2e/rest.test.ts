@@ -72,8 +72,8 @@ describe("POST /publish", () => {
     const res = await post("/publish", body);
     expect(res.status).toBe(400);
     expect(res.body.violations).toEqual([
-      { index: 0, field: "payload", description: "has a string with an unpaired surrogate (not valid UTF-8) at payload.a[1].b" },
-      { index: 1, field: "payload", description: "has a key with an unpaired surrogate (not valid UTF-8) at payload.a" },
+      { index: 0, field: "payload", description: "has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.a[1].b" },
+      { index: 1, field: "payload", description: "has a key that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.a" },
       { index: 2, field: "payload", description: 'has the key "__proto__" at payload.b.c, which protobuf decoding would drop silently; rename it' },
     ]);
     expect((await get(`/events?topic=${topic}`)).body.count).toBe(0);

@@ -71,19 +71,23 @@ describe("canonicalJson", () => {
     expect(refusal(JSON.parse('{"z":1,"a":{"__proto__":{"b":1}}}') as JsonObject)).toBe(
       'has the key "__proto__" at payload.a, which protobuf decoding would drop silently; rename it',
     );
-    expect(refusal({ a: [1, { b: "x\ud800" }] })).toBe("has a string with an unpaired surrogate (not valid UTF-8) at payload.a[1].b");
-    expect(refusal({ "k\udc00": 1 })).toBe("has a key with an unpaired surrogate (not valid UTF-8) at payload");
+    expect(refusal({ a: [1, { b: "x\ud800" }] })).toBe("has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.a[1].b");
+    expect(refusal({ "k\udc00": 1 })).toBe("has a key that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload");
     // A surrogate pair is one character, and fine.
     expect(canonicalJson({ emoji: "\ud83d\ude00" })).toBe('{"emoji":"\ud83d\ude00"}');
   });
 
   it("reports the first broken rule in canonical order, whatever order the keys were written in", () => {
-    expect(refusal({ z: Number.NaN, a: "x\ud800" })).toBe("has a string with an unpaired surrogate (not valid UTF-8) at payload.a");
-    expect(refusal({ 9: "x\ud800", a: Number.NaN })).toBe("has a string with an unpaired surrogate (not valid UTF-8) at payload.9");
+    expect(refusal({ z: Number.NaN, a: "x\ud800" })).toBe("has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.a");
+    expect(refusal({ 9: "x\ud800", a: Number.NaN })).toBe("has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.9");
   });
 
-  it("cuts a long path short", () => {
+  it("quotes a long or unusual key in a path, and cuts a long path short", () => {
     const long = "k".repeat(200);
-    expect(refusal({ [long]: "\ud800" })).toBe(`has a string with an unpaired surrogate (not valid UTF-8) at payload.${"k".repeat(112)}…`);
+    expect(refusal({ [long]: "\ud800" })).toBe(`has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload["${"k".repeat(64)}"… (200 characters)]`);
+    expect(refusal({ "a.b": { "line\nbreak": "\ud800" } })).toBe(`has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload["a.b"]["line\\nbreak"]`);
+    expect(refusal({ ünï_cöde$1: { "-": "\ud800" } })).toBe(`has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.ünï_cöde$1.-`);
+    const deep = { [`${"a".repeat(60)}`]: { [`${"b".repeat(60)}`]: { c: "\ud800" } } };
+    expect(refusal(deep)).toBe(`has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.${"a".repeat(60)}.${"b".repeat(51)}…`);
   });
 });

@@ -133,10 +133,10 @@ describe("decodeJsonBody", () => {
     }
   });
 
-  it("quotes at most 64 characters of a bad timestamp", () => {
+  it("quotes at most 64 characters of a bad timestamp, saying how long it was", () => {
     const timestamp = "x".repeat(1000);
     const [violation] = decodeJsonBody(event({ timestamp }), 10).violations;
-    expect(violation?.description).toBe(`"${"x".repeat(64)}" is not an RFC 3339 timestamp (e.g. 2025-10-24T10:00:00Z)`);
+    expect(violation?.description).toBe(`"${"x".repeat(64)}"… (1000 characters) is not an RFC 3339 timestamp (e.g. 2025-10-24T10:00:00Z)`);
   });
 
   it("reports a wrong type and a bad timestamp of the same event together", () => {
@@ -177,7 +177,7 @@ describe("decodeJsonBody", () => {
       eventId: "e-1",
       timestamp: { seconds: tenOClock, nanos: 0 },
       source: "checkout",
-      payload: { refused: "has a string with an unpaired surrogate (not valid UTF-8) at payload.note" },
+      payload: { refused: "has a string that is not valid UTF-8 text (it holds an unpaired surrogate, or bytes that are not UTF-8) at payload.note" },
     });
   });
 

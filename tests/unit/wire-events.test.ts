@@ -45,14 +45,21 @@ describe("decodeWireEvents", () => {
     );
   });
 
-  it("names the index of an event that is not valid protobuf, and refuses invalid UTF-8", () => {
+  it("names the index of an event that is not valid protobuf", () => {
     const good = toBinary(EventSchema, create(EventSchema, { topic: "t" }));
     const truncated = good.subarray(0, good.length - 1);
-    const badUtf8 = Uint8Array.from([0x0a, 0x02, 0xc3, 0x28]);
-    const { events, violations } = decodeWireEvents([good, truncated, badUtf8], 10);
+    const { events, violations } = decodeWireEvents([good, truncated], 10);
     expect(events[0]?.topic).toBe("t");
-    expect(violations.map((v) => v.index)).toEqual([1, 2]);
-    expect(violations[1]!.description).toContain("UTF-8");
+    expect(violations.map((v) => v.index)).toEqual([1]);
+  });
+
+  it("keeps bytes that are not UTF-8 visible as lone surrogates, never U+FFFD, so the text rule refuses the field", () => {
+    // topic "(" after a lead byte without its continuation; event_id an encoded surrogate (ED A0 80).
+    const bytes = Uint8Array.from([0x0a, 0x02, 0xc3, 0x28, 0x12, 0x04, 0x69, 0xed, 0xa0, 0x80]);
+    const { events, violations } = decodeWireEvents([bytes], 10);
+    expect(violations).toEqual([]);
+    expect(events[0]?.topic).toBe("\udcc3(");
+    expect(events[0]?.eventId).toBe("i\udced\udca0\udc80");
   });
 
   it("refuses hostile nesting without exhausting the stack, keeping the event's other fields", () => {
