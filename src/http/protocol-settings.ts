@@ -1,14 +1,21 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 
-/** Per-stream flow-control window we grant clients. Big enough for a 500-event batch in flight, small enough that a paused stream holds little memory. */
-const streamWindowBytes = 1024 * 1024;
+/**
+ * Per-stream flow-control window we grant clients: what a stream that is not
+ * being read (it waits for the memory budget or the queue) may still have
+ * buffered, outside the budget. Node acknowledges connection-level data as
+ * it arrives, so this window, not the connection's, is what bounds a
+ * paused stream. 256 KiB holds a 500-event batch in flight; with 1 MiB, 200
+ * waiting streams took the server past 450 MiB (tests/abuse).
+ */
+const streamWindowBytes = 256 * 1024;
 
 /**
  * Connection-level window, set on each session as it starts. Node's default
  * 64 KiB throttles large unary requests (raising it took 1,000-event unary
- * calls from 84k to 150k events/s); the per-stream window still bounds what
- * one paused stream can buffer.
+ * calls from 84k to 150k events/s). It bounds nothing while streams wait:
+ * Node consumes connection-level data as it arrives.
  */
 export const connectionWindowBytes = 16 * 1024 * 1024;
 

@@ -67,7 +67,7 @@ export function rpcFrontDoor(core: RpcCore & { health: HealthState }, options: R
   const standard = connectNodeAdapter({
     ...adapterOptions,
     // Health Watch ends when its connection reaches its age (http/connection-age.ts).
-    contextValues: (req) => withConnectionGoingAway(createContextValues(), connectionGoingAway(req)),
+    contextValues: (req: HttpRequest) => withConnectionGoingAway(adapterOptions.contextValues(req), connectionGoingAway(req)),
     routes: withRpcEdge((router) => {
       aggregatorRoutes(core)(router);
       healthRoutes(core.health)(router);

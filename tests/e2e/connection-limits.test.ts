@@ -57,7 +57,7 @@ class RawConnection {
   /** Sends a GET and resolves with the whole answer's head (status line and headers), or "closed". */
   async get(path: string): Promise<string> {
     this.received = "";
-    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: tally\r\n\r\n`);
+    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
     while (!this.answerComplete()) {
       if (this.socket.destroyed) return "closed";
       await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.closed]);
@@ -314,7 +314,7 @@ describe("--max-streams", () => {
     // Requests whose bodies never come: each holds its place until its connection closes.
     const holders = Array.from({ length: 3 }, () => {
       const connection = new RawConnection(server.port);
-      connection.socket.write("POST /publish HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
+      connection.socket.write("POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
       return connection;
     });
     await until(async () => (await http2Request(server.url, { method: "GET", path: "/health" })).status === 503);
