@@ -1,4 +1,4 @@
-import { createContextKey, type ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type ContextValues } from "@connectrpc/connect";
 import type { HttpRequest, HttpResponse } from "../http/route-table.js";
 import { OverloadedError } from "../ingest/refusals.js";
 import type { MemoryBudget, Reservation } from "./memory-budget.js";
@@ -33,6 +33,9 @@ export class RequestLease {
    * when the budget cannot give them now.
    */
   hold(bytes: number): { release(): void } {
+    if (bytes > this.budget.limitBytes) {
+      throw new ConnectError(`the request needs ${Math.ceil(bytes)} bytes of memory, more than the server's whole budget of ${this.budget.limitBytes}`, Code.ResourceExhausted);
+    }
     const reservation = this.budget.tryTake(bytes);
     if (reservation === undefined) throw new OverloadedError(retryAfterSeconds, "the memory budget for requests in flight is spent");
     if (!this.keep(reservation)) return reservation;

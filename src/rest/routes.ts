@@ -7,7 +7,9 @@ import { decodeJsonBytes } from "../codec/json-events.js";
 import { textToRfc3339 } from "../codec/timestamps.js";
 import { readBody } from "../http/body.js";
 import { HttpRefusal, type HttpRequest, type HttpRoute, type RouteContext } from "../http/route-table.js";
+import { holdJsonWeight } from "../limits/json-share.js";
 import { leaseOf } from "../limits/request-lease.js";
+import { JsonWeigher } from "../codec/json-weight.js";
 import type { PublishPipeline } from "../ingest/pipeline.js";
 import type { Reads } from "../read/reads.js";
 import { AppendStatus, type StoredEventRow } from "../store/types.js";
@@ -56,6 +58,9 @@ async function publish(core: RestCore, req: Parameters<HttpRoute["handle"]>[0], 
     throw new HttpRefusal(new ConnectError(`content-type ${quoted(contentType)} is not supported; send application/json`, Code.InvalidArgument), { status: 415 });
   }
   const bytes = await readBody(req, core.maxBodyBytes);
+  const weigher = new JsonWeigher();
+  weigher.push(bytes);
+  holdJsonWeight(leaseOf(req), weigher, bytes.length);
   let batch: DecodedBatch;
   try {
     batch = decodeJsonBytes(bytes, core.pipeline.maxBatch);

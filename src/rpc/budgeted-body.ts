@@ -1,6 +1,8 @@
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { toConnectError } from "../answers/failures.js";
 import { heapBytesPerWireByte } from "../limits/memory-budget.js";
+import { JsonWeigher } from "../codec/json-weight.js";
+import { holdJsonWeight } from "../limits/json-share.js";
 import { leaseIn, type RequestLease } from "../limits/request-lease.js";
 
 /** Bytes of an envelope's prefix (gRPC, gRPC-Web, Connect streaming): one flags byte, a 4-byte big-endian length. */
@@ -13,6 +15,9 @@ const compressedFlag = 0x01;
  * session's socket reads (64 KiB each).
  */
 const pinnedReadBufferBytes = 64 * 1024;
+
+/** Content types whose messages are JSON text, to be weighed before connect-es parses them. */
+const jsonContentType = /^application\/(json|grpc\+json|grpc-web\+json|connect\+json)\s*(;|$)/i;
 
 /** Content types whose body is a sequence of enveloped messages; the others (Connect unary) are one plain message. */
 const envelopedContentType = /^application\/(grpc|grpc-web|connect\+)/i;
@@ -39,9 +44,10 @@ export function budgetedBody(req: UniversalServerRequest, readMaxBytes: number):
   if (!isByteStream(body) || req.contextValues === undefined) return req;
   const lease = leaseIn(req.contextValues);
   const contentType = req.header.get("content-type") ?? "";
+  const json = jsonContentType.test(contentType);
   const gated = envelopedContentType.test(contentType)
-    ? envelopes(body, lease, readMaxBytes, req.signal)
-    : plainBody(body, lease, Math.min(Number(req.header.get("content-length") ?? readMaxBytes) || readMaxBytes, readMaxBytes));
+    ? envelopes(body, lease, readMaxBytes, req.signal, json)
+    : plainBody(body, lease, Math.min(Number(req.header.get("content-length") ?? readMaxBytes) || readMaxBytes, readMaxBytes), json);
   return { ...req, body: gated };
 }
 
@@ -49,13 +55,32 @@ function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterab
   return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 }
 
-async function* plainBody(body: AsyncIterable<Uint8Array>, lease: RequestLease, bytes: number): AsyncGenerator<Uint8Array> {
+async function* plainBody(body: AsyncIterable<Uint8Array>, lease: RequestLease, bytes: number, json: boolean): AsyncGenerator<Uint8Array> {
   try {
     lease.hold(bytes * heapBytesPerWireByte);
   } catch (err) {
     throw toConnectError(err);
   }
-  yield* body;
+  if (!json) {
+    yield* body;
+    return;
+  }
+  // connect-es parses a unary body once it has all of it: weigh it on the way, and settle before its end is passed on.
+  const weigher = new JsonWeigher();
+  let length = 0;
+  let last: Uint8Array | undefined;
+  for await (const chunk of body) {
+    if (last !== undefined) yield last;
+    weigher.push(chunk);
+    length += chunk.length;
+    last = chunk;
+  }
+  try {
+    holdJsonWeight(lease, weigher, length);
+  } catch (err) {
+    throw toConnectError(err);
+  }
+  if (last !== undefined) yield last;
 }
 
 /**
@@ -63,25 +88,33 @@ async function* plainBody(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
  * message's prefix is held back until its share is in. Nothing is copied
  * but the prefixes: connect-es copies each message into a buffer of its own.
  */
-async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, readMaxBytes: number, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, readMaxBytes: number, signal: AbortSignal, json: boolean): AsyncGenerator<Uint8Array> {
   let prefix: Uint8Array = new Uint8Array(0);
-  // Bytes of the current message still to pass on.
+  // Bytes of the current message still to pass on, and its weight if it is JSON text.
   let remaining = 0;
+  let declared = 0;
+  let weigher: JsonWeigher | undefined;
   for await (const chunk of body) {
     let at = 0;
     while (at < chunk.length) {
       if (remaining > 0) {
         const end = Math.min(chunk.length, at + remaining);
-        yield chunk.subarray(at, end);
+        const piece = chunk.subarray(at, end);
         remaining -= end - at;
         at = end;
+        if (weigher !== undefined) {
+          weigher.push(piece);
+          // connect-es parses a message once it has all of it: settle its weight before its last byte is passed on.
+          if (remaining === 0) holdWeight(lease, weigher, declared);
+        }
+        yield piece;
         continue;
       }
       const taken = Math.min(prefixBytes - prefix.length, chunk.length - at);
       prefix = joined([prefix, chunk.subarray(at, at + taken)], prefix.length + taken);
       at += taken;
       if (prefix.length < prefixBytes) break;
-      const declared = new DataView(prefix.buffer, prefix.byteOffset, prefixBytes).getUint32(1);
+      declared = new DataView(prefix.buffer, prefix.byteOffset, prefixBytes).getUint32(1);
       if (declared > readMaxBytes) {
         // Hand it on: connect-es refuses it by its prefix (resource_exhausted) without reading it.
         yield prefix;
@@ -94,6 +127,8 @@ async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
       } catch (err) {
         throw toConnectError(err);
       }
+      // Compressed text is weighed by its size only: its bytes here are not JSON.
+      weigher = json && (prefix[0]! & compressedFlag) === 0 ? new JsonWeigher() : undefined;
       yield prefix;
       prefix = new Uint8Array(0);
       remaining = declared;
@@ -101,6 +136,14 @@ async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
   }
   // An incomplete prefix: hand it on, connect-es answers for it.
   if (prefix.length > 0) yield prefix;
+}
+
+function holdWeight(lease: RequestLease, weigher: JsonWeigher, wireBytes: number): void {
+  try {
+    holdJsonWeight(lease, weigher, wireBytes);
+  } catch (err) {
+    throw toConnectError(err);
+  }
 }
 
 function joined(chunks: Uint8Array[], length: number): Uint8Array {
