@@ -29,7 +29,7 @@ export interface Config {
   logLevel: LogLevel;
   /** How long a graceful shutdown may take before in-flight work is abandoned. */
   shutdownTimeoutMs: number;
-  /** Open TCP connections, at most; more are closed as soon as they arrive. */
+  /** Open TCP connections, at most; at the limit a newcomer replaces the oldest connection that has not sent a request yet, or is closed. */
   maxConnections: number;
   /** A connection with no request (HTTP/1.1 keep-alive) or no open stream (HTTP/2) is closed after this long. */
   idleTimeoutMs: number;
@@ -128,9 +128,12 @@ export const defaults: Config = {
   maxConnectionAgeMs: 30 * 60_000,
   maxConnectionAgeGraceMs: 30_000,
   /**
-   * With ~100 MiB for Node, SQLite's page caches (40 MiB) and code, this keeps
-   * the process near its 256 MiB target under any load; it is far more than
-   * the bench's heaviest scenario holds at once.
+   * With ~100 MiB for Node, SQLite's page caches (40 MiB) and code, and what
+   * garbage waits for the collector, this keeps every hostile load of
+   * tests/abuse under 320 MiB (96 MiB let 200 waiting streams reach ~320).
+   * It holds the bench's heaviest scenario many times over, but only one
+   * message of the full 4 MiB at a time: raise it with the memory you give
+   * the process if producers send messages that large.
    */
   memoryBudgetBytes: 64 * MiB,
   /** A quarter of a default gRPC client's 4 MiB limit: room for protobuf's own overhead over the stored JSON. */
@@ -214,7 +217,7 @@ const settings: Setting[] = [
     key: "maxConnections",
     flag: "--max-connections <n>",
     env: "TALLY_MAX_CONNECTIONS",
-    help: "open connections, at most; more are closed on arrival",
+    help: "open connections, at most; at the limit a newcomer replaces the oldest one that has not sent a request yet, or is closed",
     parse: integerIn(1, 1_000_000),
   },
   {

@@ -15,32 +15,124 @@ export function clientAddress(socket: net.Socket): string | undefined {
 }
 
 /**
- * Open connections per client address, at most. --max-connections alone
- * lets one client take every slot; with this, one address takes at most its
- * share, and the others still get in.
+ * What every view of one TCP connection shows alike: the TCP socket the
+ * listener accepted, the TLS socket wrapping it, and an HTTP/2 session's
+ * socket proxy all report the same two ends.
  */
-export class AddressLimit {
-  private readonly open = new Map<string, number>();
+export interface ConnectionEnds {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
 
-  constructor(private readonly maxPerAddress: number) {}
+/**
+ * Names a connection by its two ends, unique among open connections. The
+ * server learns that a connection has been served from its HTTP layer, which
+ * holds a TLS socket or a session's proxy rather than the TCP socket it
+ * accepted, and these ends are the one thing all of them report. Undefined
+ * when the socket is already gone.
+ */
+function connectionKey(connection: ConnectionEnds): string | undefined {
+  const { remoteAddress, remotePort, localAddress, localPort } = connection;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return undefined;
+  return `${remoteAddress} ${remotePort} ${localAddress} ${localPort}`;
+}
+
+/** A connection not served yet, and what gives back everything it holds. */
+interface Unserved {
+  socket: net.Socket;
+  release: () => void;
+}
+
+/**
+ * --max-connections and --max-connections-per-address, enforced as each TCP
+ * connection arrives (before its TLS handshake), and counted until it closes.
+ *
+ * At --max-connections, the newcomer takes the slot of the connection that
+ * has waited longest without being served: one that has sent no request yet
+ * (silent, half a handshake, an HTTP/2 preface or SETTINGS with no stream,
+ * an HTTP/1.1 request whose headers are not all in). Such a connection costs
+ * its client nothing and holds a slot, so a flood of them from many
+ * addresses (which the per-address limit cannot stop) would otherwise lock
+ * every real client out until the silent timeout. A real client writes its
+ * request as soon as it has connected, so it is served long before a whole
+ * server's worth of later arrivals could push it out. Only when every
+ * connection has been served is the newcomer refused.
+ *
+ * Node's own net.Server.maxConnections cannot do this: it closes the
+ * newcomer before anyone can choose. So the listener has no maximum, and
+ * this is asked on every 'connection'.
+ */
+export class ConnectionLimits {
+  /** Connections holding a slot. */
+  private open = 0;
+  private readonly openPerAddress = new Map<string, number>();
+  /**
+   * Connections not served yet, by connectionKey, oldest first: a Map
+   * iterates in insertion order, so the one to evict is the first, found in
+   * O(1) (amortized) however many are waiting.
+   */
+  private readonly unserved = new Map<string, Unserved>();
+
+  constructor(
+    private readonly maxConnections: number,
+    private readonly maxPerAddress: number,
+  ) {}
 
   /**
-   * Counts a new TCP connection against its address until it closes; false,
-   * and nothing counted, when that address already has its maximum open (the
-   * caller then closes the connection).
+   * Counts a new TCP connection until it closes, closing the longest-waiting
+   * unserved connection first if the server is full; false, and nothing
+   * counted or closed, when its address has its maximum open, or when the
+   * server is full of connections that have all been served (the caller
+   * then closes the newcomer).
    */
   admit(socket: net.Socket): boolean {
     const address = clientAddress(socket);
+    const key = connectionKey(socket);
     // A socket already gone would never report its close, and its count would stay.
-    if (address === undefined || socket.destroyed) return false;
-    const count = this.open.get(address) ?? 0;
-    if (count >= this.maxPerAddress) return false;
-    this.open.set(address, count + 1);
-    socket.once("close", () => {
-      const left = this.open.get(address)! - 1;
-      if (left === 0) this.open.delete(address);
-      else this.open.set(address, left);
-    });
+    if (address === undefined || key === undefined || socket.destroyed) return false;
+    const fromAddress = this.openPerAddress.get(address) ?? 0;
+    // Before any eviction: a newcomer its own address's limit refuses must not cost another client its connection.
+    if (fromAddress >= this.maxPerAddress) return false;
+    if (this.open >= this.maxConnections && !this.evictLongestWaiting()) return false;
+
+    this.open++;
+    this.openPerAddress.set(address, fromAddress + 1);
+    let counted = true;
+    // Once, whichever comes first: the connection's close, or its eviction (which frees the slot at once, not a loop turn later at its close).
+    const release = () => {
+      if (!counted) return;
+      counted = false;
+      this.open--;
+      const left = this.openPerAddress.get(address)! - 1;
+      if (left === 0) this.openPerAddress.delete(address);
+      else this.openPerAddress.set(address, left);
+      if (this.unserved.get(key)?.socket === socket) this.unserved.delete(key);
+    };
+    this.unserved.set(key, { socket, release });
+    socket.once("close", release);
+    return true;
+  }
+
+  /**
+   * A request has arrived on this connection (HTTP/1.1: its headers are all
+   * in; HTTP/2: a stream is open): it is being served, and is never evicted
+   * from now on. Takes the TCP socket, its TLS socket or a session's socket.
+   */
+  served(connection: ConnectionEnds): void {
+    // Called on every HTTP/1.1 request: with no connection waiting, not even the key is needed.
+    if (this.unserved.size === 0) return;
+    const key = connectionKey(connection);
+    if (key !== undefined) this.unserved.delete(key);
+  }
+
+  /** Closes the connection that has waited longest without a request; false when every connection has had one. */
+  private evictLongestWaiting(): boolean {
+    const oldest = this.unserved.values().next();
+    if (oldest.done === true) return false;
+    oldest.value.release();
+    oldest.value.socket.destroy();
     return true;
   }
 }

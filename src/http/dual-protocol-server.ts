@@ -5,7 +5,7 @@ import type stream from "node:stream";
 import tls from "node:tls";
 import { json } from "../answers/render.js";
 import { ConnectionAge } from "./connection-age.js";
-import { AddressLimit } from "./connection-limits.js";
+import { ConnectionLimits } from "./connection-limits.js";
 import { drainAfterEarlyAnswer, lingerAfterEarlyAnswer } from "./early-answers.js";
 import { connectionWindowBytes, http1ServerSettings, http2ServerSettings, maxHeaderBytes } from "./protocol-settings.js";
 import { StreamLimits } from "./stream-limits.js";
@@ -84,7 +84,7 @@ export interface DualProtocolServer {
  * Connect and browsers share the port, and nothing is served in cleartext.
  */
 export function createDualProtocolServer(handle: RequestHandler, options: ServerOptions): DualProtocolServer {
-  const addresses = new AddressLimit(options.maxConnectionsPerAddress);
+  const limits = new ConnectionLimits(options.maxConnections, options.maxConnectionsPerAddress);
   const age = new ConnectionAge(options.maxConnectionAgeMs, options.maxConnectionAgeGraceMs);
   const streams = new StreamLimits(options.maxStreams);
   const handler: RequestHandler = (req, res) => {
@@ -103,9 +103,13 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const onAllClosed: (() => void)[] = [];
-  /** Counts a new TCP connection against its address, or closes it; tracks it until it closes. */
+  /**
+   * Counts a new TCP connection against --max-connections and its address
+   * (making room by closing one never served, if need be), or closes it;
+   * tracks it until it closes.
+   */
   const accept = (socket: net.Socket): boolean => {
-    if (!addresses.admit(socket)) {
+    if (!limits.admit(socket)) {
       socket.destroy();
       return false;
     }
@@ -125,12 +129,16 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
    * than a clean refusal.
    */
   const onHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // Its headers are all in: a connection being served is no longer one to close for a newcomer.
+    limits.served(req.socket);
     limitHttp1Request(req, options);
     if (draining || age.aged(req.socket)) res.setHeader("connection", "close");
   };
   const onSession = (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
+    // A preface, SETTINGS and PINGs cost the client nothing; a stream is a request, served from then on.
+    session.once("stream", () => limits.served(session.socket));
     session.on("error", () => undefined);
     session.setLocalWindowSize(connectionWindowBytes);
     limitSession(session, options);
@@ -197,7 +205,8 @@ export function createDualProtocolServer(handle: RequestHandler, options: Server
     tcp.on("listening", () => plain.emit("listening"));
     stopListening = () => tcp.close();
   }
-  tcp.maxConnections = options.maxConnections;
+  // No tcp.maxConnections: Node would close a newcomer beyond it before
+  // accept() could make room for it by closing a connection never served.
 
   return {
     tcp,

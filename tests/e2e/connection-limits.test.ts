@@ -2,7 +2,7 @@
  * Limits on what lives long, connections and calls, against real servers
  * started with small limits, driven by raw sockets, node:http2,
  * connect-node and grpc-js. Clients that must count as another address
- * connect from 127.0.0.2 or 127.0.0.3 (all of 127/8 is loopback on Linux).
+ * connect from 127.0.0.2 to 127.0.0.9 (all of 127/8 is loopback on Linux).
  * No timed assertions: each test waits for the server to act, within the
  * test timeout.
  */
@@ -11,14 +11,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { execFileSync } from "node:child_process";
-import { setMaxListeners } from "node:events";
+import { once, setMaxListeners } from "node:events";
 import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
 import { dirname, join } from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PublishRequestSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { healthClient } from "../support/clients.js";
 import { makeEvent } from "../support/events.js";
@@ -54,6 +54,13 @@ class RawConnection {
     return this.received;
   }
 
+  /** Resolves once the server has sent something, or has closed the connection. */
+  async answered(): Promise<void> {
+    while (this.received === "" && !this.socket.destroyed) {
+      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.closed]);
+    }
+  }
+
   /** Sends a GET and resolves with the whole answer's head (status line and headers), or "closed". */
   async get(path: string): Promise<string> {
     this.received = "";
@@ -75,6 +82,75 @@ class RawConnection {
 
 /** The status line of an answer's head. */
 const statusLine = (head: string) => head.split("\r\n", 1)[0];
+
+/** A RawConnection once its TCP handshake is done: connections opened one after another this way reach the server in that order. */
+async function openFrom(port: number, localAddress: string): Promise<RawConnection> {
+  const connection = new RawConnection(port, localAddress);
+  await once(connection.socket, "connect");
+  return connection;
+}
+
+/** Attacker addresses, in turn: 127.0.0.2 to 127.0.0.9, so no address comes near its own limit. */
+const attackerAddress = (i: number) => `127.0.0.${2 + (i % 8)}`;
+
+/** Which of `connections` the server closes first, counting from `from`: the one it evicted. */
+function firstClosed(connections: readonly { closed: Promise<void> }[], from: number): Promise<number> {
+  return Promise.race(connections.slice(from).map((connection, i) => connection.closed.then(() => from + i)));
+}
+
+/** Sends GET /health on a session, which stays open, and resolves with the status (0 if the stream failed). */
+function getHealth(session: http2.ClientHttp2Session): Promise<number> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ":method": "GET", ":path": "/health" });
+    let status = 0;
+    stream.on("response", (headers) => (status = Number(headers[":status"])));
+    stream.on("error", () => undefined);
+    stream.on("close", () => resolve(status));
+    stream.resume();
+  });
+}
+
+/** A self-signed certificate for 127.0.0.1, in files for the server, and the certificate itself for clients to trust. */
+function selfSignedCert(): { cert: string; key: string; ca: Buffer } {
+  const dir = tempDir("tally-limits-tls-");
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"].concat([
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ]),
+    { stdio: "ignore" },
+  );
+  return { cert, key, ca: readFileSync(cert) };
+}
+
+interface TlsConnection {
+  /** "handshake" once it is up, "closed" if the server closed it first. */
+  outcome: "handshake" | "closed";
+  socket: tls.TLSSocket;
+  closed: Promise<void>;
+}
+
+/** A TLS connection from `localAddress` offering `alpn`, resolved once its handshake is done or it has been closed. */
+function connectTls(port: number, ca: Buffer, localAddress: string, alpn = "h2"): Promise<TlsConnection> {
+  return new Promise((resolve) => {
+    const tcp = net.connect({ port, host: "127.0.0.1", localAddress });
+    tcp.on("error", () => undefined);
+    const socket = tls.connect({ socket: tcp, ca, ALPNProtocols: [alpn] });
+    socket.on("error", () => undefined);
+    // Reads and drops what the server sends (an HTTP/2 server's SETTINGS): a socket with unread data never sees the close behind it.
+    socket.resume();
+    const closed = new Promise<void>((resolveClosed) => socket.once("close", () => resolveClosed()));
+    socket.once("secureConnect", () => resolve({ outcome: "handshake", socket, closed }));
+    void closed.then(() => resolve({ outcome: "closed", socket, closed }));
+  });
+}
 
 /** Resolves once the server has acknowledged a PING sent now: it has read, and handled, every frame sent before it. */
 async function pingAcked(session: http2.ClientHttp2Session): Promise<void> {
@@ -210,48 +286,197 @@ describe("--max-connections-per-address with TLS", () => {
   let server: TestServer;
   let ca: Buffer;
   beforeAll(async () => {
-    const dir = tempDir("tally-limits-tls-");
-    const cert = join(dir, "cert.pem");
-    const key = join(dir, "key.pem");
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"].concat([
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-      ]),
-      { stdio: "ignore" },
-    );
-    ca = readFileSync(cert);
-    server = await startServer({ args: ["--tls-cert", cert, "--tls-key", key, "--max-connections-per-address", "1"] });
+    const files = selfSignedCert();
+    ca = files.ca;
+    server = await startServer({ args: ["--tls-cert", files.cert, "--tls-key", files.key, "--max-connections-per-address", "1"] });
   });
   afterAll(async () => {
     expect(await server.stop()).toBe(0);
   });
 
-  /** A TLS connection from `localAddress`: "handshake" once it is up, "closed" if the server closes it first. */
-  function connectTls(localAddress: string): Promise<{ outcome: "handshake" | "closed"; socket: tls.TLSSocket }> {
-    return new Promise((resolve) => {
-      const tcp = net.connect({ port: server.port, host: "127.0.0.1", localAddress });
-      tcp.on("error", () => undefined);
-      const socket = tls.connect({ socket: tcp, ca, ALPNProtocols: ["h2"] });
-      socket.on("error", () => undefined);
-      socket.once("secureConnect", () => resolve({ outcome: "handshake", socket }));
-      socket.once("close", () => resolve({ outcome: "closed", socket }));
-    });
-  }
-
   it("closes a TLS connection beyond the limit before its handshake, and serves other addresses", async () => {
-    const first = await connectTls("127.0.0.2");
+    const first = await connectTls(server.port, ca, "127.0.0.2");
     expect(first.outcome).toBe("handshake");
-    expect((await connectTls("127.0.0.2")).outcome).toBe("closed");
-    const probe = await connectTls("127.0.0.1");
+    expect((await connectTls(server.port, ca, "127.0.0.2")).outcome).toBe("closed");
+    const probe = await connectTls(server.port, ca, "127.0.0.1");
     expect(probe.outcome).toBe("handshake");
     probe.socket.destroy();
     first.socket.destroy();
+  });
+});
+
+/**
+ * Connections that hold a slot without ever sending a request, as a flood
+ * from many addresses sends them. Each resolves once the server has answered
+ * what it sent, where the server answers anything (an HTTP/2 session's
+ * SETTINGS); half an HTTP/1.1 header gets no answer, and comes first in turn
+ * so that the server has read it by the time the round trips of the kinds
+ * opened after it are over.
+ */
+const unservedKinds: readonly ((connection: RawConnection) => Promise<void>)[] = [
+  // Half an HTTP/1.1 header: no blank line ends it.
+  async (connection) => {
+    connection.socket.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+  },
+  // Nothing at all.
+  async () => undefined,
+  // The HTTP/2 preface alone.
+  async (connection) => {
+    connection.socket.write(preface);
+    await connection.answered();
+  },
+  // An HTTP/2 session without a stream: the preface and SETTINGS.
+  async (connection) => {
+    connection.socket.write(Buffer.concat([preface, frame(frameType.settings, 0, 0, Buffer.alloc(0))]));
+    await connection.answered();
+  },
+];
+
+describe("--max-connections, full of connections that have sent no request", () => {
+  const maxConnections = 20;
+  let server: TestServer;
+  beforeEach(async () => {
+    // An idle timeout far above the 10 s silence timeout and the test: only eviction closes anything here.
+    server = await startServer({ args: ["--max-connections", String(maxConnections), "--idle-timeout-ms", "120000"] });
+  });
+  afterEach(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("serves a well-behaved client at once, closing the silent connection that came first", async () => {
+    const silent: RawConnection[] = [];
+    try {
+      for (let i = 0; i < maxConnections; i++) silent.push(await openFrom(server.port, attackerAddress(i)));
+      // Closing its connection afterwards, so that the server is left with the flood only.
+      const response = await fetch(`${server.url}/health`, { headers: { connection: "close" } });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      expect(await firstClosed(silent, 0)).toBe(0);
+    } finally {
+      for (const connection of silent) connection.socket.destroy();
+    }
+  });
+
+  it("makes room for each newcomer by closing the connection that has waited longest without a request, whatever it sent, and refuses newcomers once every connection is served", async () => {
+    const waiting: RawConnection[] = [];
+    const served: { destroy(): void }[] = [];
+    try {
+      for (let i = 0; i < maxConnections; i++) {
+        const connection = await openFrom(server.port, attackerAddress(i));
+        waiting.push(connection);
+        await unservedKinds[i % unservedKinds.length]!(connection);
+      }
+      // Well-behaved clients, HTTP/1.1 and HTTP/2 in turn, each kept open once served: the oldest waiting connection goes for each.
+      for (let i = 0; i < maxConnections; i++) {
+        if (i % 2 === 0) {
+          const client = await openFrom(server.port, "127.0.0.1");
+          served.push(client.socket);
+          expect(statusLine(await client.get("/health"))).toBe("HTTP/1.1 200 OK");
+        } else {
+          const session = http2.connect(server.url);
+          session.on("error", () => undefined);
+          served.push(session);
+          expect(await getHealth(session)).toBe(200);
+        }
+        expect(await firstClosed(waiting, i)).toBe(i);
+      }
+
+      // Every connection has had a request and is kept: nothing to make room with, so a newcomer is closed as it arrives, its request unanswered.
+      expect(await (await openFrom(server.port, attackerAddress(0))).get("/health")).toBe("closed");
+      await expect(fetch(`${server.url}/health`, { headers: { connection: "close" } })).rejects.toThrow();
+
+      // The evicted gave their slots back at once: one served connection closing is enough to let a newcomer in.
+      served.shift()!.destroy();
+      await until(async () => {
+        const again = new RawConnection(server.port, "127.0.0.1");
+        const answer = await again.get("/health");
+        again.socket.destroy();
+        return statusLine(answer) === "HTTP/1.1 200 OK";
+      });
+    } finally {
+      for (const connection of waiting) connection.socket.destroy();
+      for (const connection of served) connection.destroy();
+    }
+  });
+});
+
+describe("--max-connections with --max-connections-per-address", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startServer({ args: ["--max-connections", "20", "--max-connections-per-address", "10", "--idle-timeout-ms", "120000"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("closes a newcomer over its address's limit without closing anyone else's connection, and counts each connection until it closes", async () => {
+    const connections: RawConnection[] = [];
+    try {
+      for (let i = 0; i < 20; i++) connections.push(await openFrom(server.port, i < 10 ? "127.0.0.2" : "127.0.0.3"));
+      // The server is full of silent connections, but this newcomer's own address has its maximum: it is refused, and no one makes room for it.
+      expect(await (await openFrom(server.port, "127.0.0.2")).get("/health")).toBe("closed");
+      for (const connection of connections) expect(statusLine(await connection.get("/health"))).toBe("HTTP/1.1 200 OK");
+
+      // All twenty served now: a newcomer from any address is refused.
+      expect(await (await openFrom(server.port, "127.0.0.4")).get("/health")).toBe("closed");
+
+      // One closing frees its slot and its address's.
+      connections.shift()!.socket.destroy();
+      await until(async () => {
+        const again = new RawConnection(server.port, "127.0.0.2");
+        const answer = await again.get("/health");
+        again.socket.destroy();
+        return statusLine(answer) === "HTTP/1.1 200 OK";
+      });
+    } finally {
+      for (const connection of connections) connection.socket.destroy();
+    }
+  });
+});
+
+describe("--max-connections with TLS", () => {
+  const maxConnections = 9;
+  let server: TestServer;
+  let ca: Buffer;
+  beforeAll(async () => {
+    const files = selfSignedCert();
+    ca = files.ca;
+    server = await startServer({ args: ["--tls-cert", files.cert, "--tls-key", files.key, "--max-connections", String(maxConnections), "--idle-timeout-ms", "120000"] });
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it("makes room for a TLS client by closing the oldest connection without a request, before or after its handshake, and refuses newcomers once every connection is served", async () => {
+    const waiting: { closed: Promise<void>; destroy(): void }[] = [];
+    const served: http2.ClientHttp2Session[] = [];
+    try {
+      for (let i = 0; i < maxConnections; i++) {
+        if (i % 3 === 0) {
+          // No ClientHello: a handshake never started.
+          const silent = await openFrom(server.port, attackerAddress(i));
+          waiting.push({ closed: silent.closed, destroy: () => silent.socket.destroy() });
+        } else {
+          // A handshake done, then HTTP/2 without its preface, or half an HTTP/1.1 header.
+          const connection = await connectTls(server.port, ca, attackerAddress(i), i % 3 === 1 ? "h2" : "http/1.1");
+          expect(connection.outcome).toBe("handshake");
+          if (i % 3 === 2) connection.socket.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+          waiting.push({ closed: connection.closed, destroy: () => connection.socket.destroy() });
+        }
+      }
+      for (let i = 0; i < maxConnections; i++) {
+        const session = http2.connect(`https://127.0.0.1:${server.port}`, { ca });
+        session.on("error", () => undefined);
+        served.push(session);
+        expect(await getHealth(session)).toBe(200);
+        expect(await firstClosed(waiting, i)).toBe(i);
+      }
+      // Every connection served: a newcomer is closed before its handshake.
+      expect((await connectTls(server.port, ca, attackerAddress(0))).outcome).toBe("closed");
+    } finally {
+      for (const connection of waiting) connection.destroy();
+      for (const session of served) session.destroy();
+    }
   });
 });
 
