@@ -92,30 +92,13 @@ export class MemoryBudget {
 
   private grant(bytes: number): Reservation {
     this.used += bytes;
-    return this.share(bytes);
+    return new Share(this, bytes);
   }
 
-  /** A share of bytes already counted in `used`. */
-  private share(initial: number): Reservation {
-    let bytes = initial;
-    let held = true;
-    const reservation: Reservation = {
-      get bytes() {
-        return bytes;
-      },
-      release: () => {
-        if (!held) return;
-        held = false;
-        this.used -= bytes;
-        this.wake();
-      },
-      split: (part) => {
-        const moved = Math.min(Math.max(0, part), held ? bytes : 0);
-        bytes -= moved;
-        return this.share(moved);
-      },
-    };
-    return reservation;
+  /** Called by a share once, when it is given back. */
+  giveBack(bytes: number): void {
+    this.used -= bytes;
+    this.wake();
   }
 
   private wake(): void {
@@ -123,5 +106,27 @@ export class MemoryBudget {
       const waiter = this.waiters.shift()!;
       waiter.grant(this.grant(waiter.bytes));
     }
+  }
+}
+
+/** A share of bytes already counted in the budget's use: a small class, as one is made for every request. */
+class Share implements Reservation {
+  private held = true;
+
+  constructor(
+    private readonly budget: MemoryBudget,
+    public bytes: number,
+  ) {}
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.budget.giveBack(this.bytes);
+  }
+
+  split(part: number): Reservation {
+    const moved = this.held ? Math.min(Math.max(0, part), this.bytes) : 0;
+    this.bytes -= moved;
+    return new Share(this.budget, moved);
   }
 }
