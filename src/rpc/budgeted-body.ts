@@ -94,6 +94,18 @@ async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
   let remaining = 0;
   let declared = 0;
   let weigher: JsonWeigher | undefined;
+  let finished = false;
+  try {
+    yield* readEnvelopes();
+    finished = true;
+  } finally {
+    // connect-es gave up on the body (a message it refused, a decompression
+    // limit): the message being read will never reach the handler, so the
+    // call gives back what it held for it now rather than when its stream closes.
+    if (!finished) lease.end();
+  }
+
+  async function* readEnvelopes(): AsyncGenerator<Uint8Array> {
   for await (const chunk of body) {
     let at = 0;
     while (at < chunk.length) {
@@ -136,6 +148,7 @@ async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
   }
   // An incomplete prefix: hand it on, connect-es answers for it.
   if (prefix.length > 0) yield prefix;
+  }
 }
 
 function holdWeight(lease: RequestLease, weigher: JsonWeigher, wireBytes: number): void {

@@ -24,6 +24,20 @@ export function h2Session(port: number, localAddress: string, options: http2.Cli
 
 const sockets = new WeakMap<http2.ClientHttp2Session, net.Socket>();
 
+/**
+ * A TCP connection from `localAddress` that writes `request` and reads
+ * nothing: paused before any answer arrives, so the answers wait in the
+ * server. Errors are swallowed; `onClose` hears of the connection closing.
+ */
+export function neverReadingSocket(port: number, localAddress: string, request: string, onClose: () => void): net.Socket {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+  socket.on("error", () => undefined);
+  socket.on("close", onClose);
+  socket.pause();
+  socket.write(request);
+  return socket;
+}
+
 /** Bytes written to a session's socket so far: what actually left the attacker. */
 export function bytesSent(session: http2.ClientHttp2Session): number {
   return sockets.get(session)?.bytesWritten ?? 0;

@@ -1,4 +1,5 @@
 import net from "node:net";
+import type { Duplex } from "node:stream";
 
 /**
  * HTTP/2 frames written by hand (RFC 9113, HPACK RFC 7541), for attacks a
@@ -125,6 +126,8 @@ export interface RawH2 {
   write(bytes: Buffer): Promise<boolean>;
   /** Resolves when the socket closes. */
   whenClosed: Promise<void>;
+  /** Ends the connection at once. */
+  destroy(): void;
 }
 
 export interface RawH2Options {
@@ -160,17 +163,10 @@ export function rawH2(options: RawH2Options): RawH2 {
     write(bytes) {
       if (conn.closed || socket.destroyed) return Promise.resolve(false);
       if (socket.write(bytes)) return Promise.resolve(true);
-      return new Promise((resolve) => {
-        const done = (open: boolean) => {
-          socket.off("drain", onDrain);
-          socket.off("close", onClose);
-          resolve(open);
-        };
-        const onDrain = () => done(true);
-        const onClose = () => done(false);
-        socket.on("drain", onDrain);
-        socket.on("close", onClose);
-      });
+      return drained(socket);
+    },
+    destroy() {
+      socket.destroy();
     },
   };
   conn.ready.catch(() => undefined);
@@ -196,6 +192,37 @@ export function rawH2(options: RawH2Options): RawH2 {
   });
   if (options.neverRead) socket.pause();
   return conn;
+}
+
+/** Resolves true when `stream` can take more writes, false when it closed first. */
+export function drained(stream: Duplex): Promise<boolean> {
+  if (stream.destroyed || stream.closed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (open: boolean) => {
+      stream.off("drain", onDrain);
+      stream.off("close", onClose);
+      resolve(open);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    stream.on("drain", onDrain);
+    stream.on("close", onClose);
+  });
+}
+
+/**
+ * Writes `next()` again and again, each write counting `step` towards
+ * `limit`, until the limit is reached or the connection is closed; resolves
+ * with what was counted. A flood waits for the socket to drain, so it goes as
+ * fast as the server reads.
+ */
+export async function flood(conn: RawH2, limit: number, step: number, next: () => Buffer): Promise<number> {
+  let sent = 0;
+  while (sent < limit && !conn.closed) {
+    if (!(await conn.write(next()))) break;
+    sent += step;
+  }
+  return sent;
 }
 
 /** Name of an HTTP/2 error code, for reports. */

@@ -1,6 +1,7 @@
-import { appendFileSync, readFileSync } from "node:fs";
-import { expect } from "vitest";
-import { serverEntry, startServer, type StartOptions, type TestServer } from "../support/server.js";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { serverEntry, startServer, tempDir, type StartOptions, type TestServer } from "../support/server.js";
 import { watch, type Watched } from "./watcher.js";
 
 /**
@@ -73,6 +74,84 @@ export async function stopServer(server: TestServer | undefined): Promise<void> 
   await server.stop("SIGKILL");
 }
 
+/** Flags that turn authentication on with these tokens, written to a tokens file of the case's own. */
+export function authTokensArgs(tokens: { name: string; token: string; roles: string[]; topics?: string[] }[]): string[] {
+  const file = join(tempDir(), "tokens.json");
+  writeFileSync(file, JSON.stringify(tokens));
+  return ["--auth-tokens", file];
+}
+
+export interface CaseOptions {
+  /** The server's flags; a function when they name a file to be made as the case starts (authTokensArgs). */
+  args?: string[] | (() => string[]);
+  /** The test's timeout, ms: caseTimeoutMs(short, long). */
+  timeout: number;
+  /** false: the figures are reported, not held to the bounds (cases about what the server answers, not what that costs). */
+  bounded?: false;
+}
+
+/**
+ * One case as a test: starts a server with the case's flags, runs `run` on it
+ * (preparation, then runCase), holds its figures to the common bounds, then
+ * checks the case's own expectations on its facts. The server is killed
+ * however the case ends.
+ */
+export function abuseCase<F extends Facts>(
+  title: string,
+  options: CaseOptions,
+  run: (server: TestServer) => Promise<{ figures: Figures; facts: F }>,
+  expectations?: (facts: F) => void,
+): void {
+  it(
+    title,
+    async () => {
+      const args = typeof options.args === "function" ? options.args() : options.args;
+      const server = await startAbuseServer(args === undefined ? {} : { args });
+      try {
+        const { figures, facts } = await run(server);
+        if (options.bounded !== false) expectBounded(figures);
+        expectations?.(facts);
+      } finally {
+        await stopServer(server);
+      }
+    },
+    options.timeout,
+  );
+}
+
+/** What an attacker holds open: a socket, an HTTP/2 session, a raw HTTP/2 connection. */
+interface Destroyable {
+  destroy(): unknown;
+}
+
+/**
+ * The connections one attack holds, all destroyed when it lets go: when the
+ * attack ends, however it ends (runCase sees to it), or earlier if the attack
+ * says so. `released` turns true before any is destroyed, so that close
+ * handlers can tell the attacker letting go from the server cutting it off.
+ */
+export class Attackers {
+  released = false;
+  private readonly held: Destroyable[] = [];
+
+  /** Holds `connection` until the release; returns it. */
+  add<C extends Destroyable>(connection: C): C {
+    this.held.push(connection);
+    return connection;
+  }
+
+  /** `count` connections, the c-th made by `connect` from attackerAddress(c). */
+  open<C extends Destroyable>(count: number, connect: (address: string, c: number) => C): C[] {
+    return Array.from({ length: count }, (_, c) => this.add(connect(attackerAddress(c), c)));
+  }
+
+  /** Lets go of every connection (again, if the attack already did: destroying twice does nothing). */
+  release(): void {
+    this.released = true;
+    for (const connection of this.held) connection.destroy();
+  }
+}
+
 /** What a case found besides the common figures: counts, sizes, statuses. */
 export type Facts = Record<string, unknown>;
 
@@ -138,14 +217,30 @@ export async function measure<T>(server: TestServer, attack: () => Promise<T>): 
 /**
  * One case: measures the attack, then reports its figures and facts (also
  * when the attack itself failed: its error becomes a fact, then is thrown).
+ * The connections the attack puts in its Attackers are destroyed as it ends,
+ * inside the measurement, as an attacker's own cleanup would be.
  */
-export async function runCase<F extends Facts>(caseName: string, server: TestServer, attack: () => Promise<F>): Promise<{ figures: Figures; facts: F }> {
-  const { outcome, measured } = await measure(server, attack);
+export async function runCase<F extends Facts>(caseName: string, server: TestServer, attack: (attackers: Attackers) => Promise<F>): Promise<{ figures: Figures; facts: F }> {
+  const { outcome, measured } = await measure(server, async () => {
+    const attackers = new Attackers();
+    try {
+      return await attack(attackers);
+    } finally {
+      attackers.release();
+    }
+  });
   if (outcome.status === "rejected") {
     report(caseName, measured, { attackError: String((outcome.reason as Error)?.stack ?? outcome.reason) });
     throw outcome.reason;
   }
   return { figures: report(caseName, measured, outcome.value), facts: outcome.value };
+}
+
+/** How many times each value occurs, in the order values first occur: a fact's breakdown. */
+export function tally(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const value of values) out[value] = (out[value] ?? 0) + 1;
+  return out;
 }
 
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
