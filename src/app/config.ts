@@ -130,7 +130,7 @@ export const defaults: Config = {
   /**
    * With ~100 MiB for Node, SQLite's page caches (40 MiB) and code, and what
    * garbage waits for the collector, this keeps every hostile load of
-   * tests/abuse under 320 MiB (96 MiB let 200 waiting streams reach ~320).
+   * tests/abuse near 300 MiB at worst (96 MiB let 200 waiting streams reach 320-380).
    * It holds the bench's heaviest scenario many times over, but only one
    * message of the full 4 MiB at a time: raise it with the memory you give
    * the process if producers send messages that large.

@@ -32,7 +32,7 @@ function envNumber(name: string, fallback: number): number {
 
 /** The bounds every case is held to; the defaults are the goal after the fixes. */
 export const bounds = {
-  maxRssMiB: envNumber("TALLY_ABUSE_MAX_RSS_MIB", 320),
+  maxRssMiB: envNumber("TALLY_ABUSE_MAX_RSS_MIB", 384),
   maxHealthMs: envNumber("TALLY_ABUSE_MAX_HEALTH_MS", 2_000),
 };
 
