@@ -5,7 +5,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { EventSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
-import { grpcFrame } from "../support/raw-http.js";
+import { grpcFrame, varint } from "../support/raw-http.js";
 import type { TestServer } from "../support/server.js";
 
 /** Clients for attackers: every connection is made from a chosen loopback address. */
@@ -172,16 +172,6 @@ export class EventMessages {
   grpcMessage(count: number): Buffer {
     return grpcFrame(this.message(count));
   }
-}
-
-export function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Buffer.from(out);
 }
 
 /** A REST event (JSON shape). */

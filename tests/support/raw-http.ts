@@ -176,7 +176,8 @@ export function deepPayloadPublishRequest(depth: number, eventId: string): Buffe
   return field(1, event);
 }
 
-function varint(n: number): Buffer {
+/** A protobuf varint (lengths and tags of hand-built messages). */
+export function varint(n: number): Buffer {
   const out: number[] = [];
   while (n > 127) {
     out.push((n & 0x7f) | 0x80);
