@@ -46,7 +46,7 @@ export function budgetedBody(req: UniversalServerRequest, readMaxBytes: number):
   const contentType = req.header.get("content-type") ?? "";
   const json = jsonContentType.test(contentType);
   const gated = envelopedContentType.test(contentType)
-    ? envelopes(body, lease, readMaxBytes, req.signal, json)
+    ? givingBackIfAbandoned(envelopes(body, lease, readMaxBytes, req.signal, json), lease)
     : plainBody(body, lease, Math.min(Number(req.header.get("content-length") ?? readMaxBytes) || readMaxBytes, readMaxBytes), json);
   return { ...req, body: gated };
 }
@@ -94,18 +94,6 @@ async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
   let remaining = 0;
   let declared = 0;
   let weigher: JsonWeigher | undefined;
-  let finished = false;
-  try {
-    yield* readEnvelopes();
-    finished = true;
-  } finally {
-    // connect-es gave up on the body (a message it refused, a decompression
-    // limit): the message being read will never reach the handler, so the
-    // call gives back what it held for it now rather than when its stream closes.
-    if (!finished) lease.end();
-  }
-
-  async function* readEnvelopes(): AsyncGenerator<Uint8Array> {
   for await (const chunk of body) {
     let at = 0;
     while (at < chunk.length) {
@@ -148,6 +136,21 @@ async function* envelopes(body: AsyncIterable<Uint8Array>, lease: RequestLease, 
   }
   // An incomplete prefix: hand it on, connect-es answers for it.
   if (prefix.length > 0) yield prefix;
+}
+
+/**
+ * A body that gives back its call's shares if connect-es gives up on it (a
+ * message it refused, a decompression limit): the message being read will
+ * never reach the handler, so what the call held for it comes back now
+ * rather than when the client ends its stream.
+ */
+async function* givingBackIfAbandoned(body: AsyncGenerator<Uint8Array>, lease: RequestLease): AsyncGenerator<Uint8Array> {
+  let finished = false;
+  try {
+    yield* body;
+    finished = true;
+  } finally {
+    if (!finished) lease.end();
   }
 }
 

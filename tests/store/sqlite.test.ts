@@ -23,35 +23,11 @@ function openSqlite(dir: string) {
 describeEventStoreContract("SQLite", openSqlite);
 
 /**
- * The schema as version 1 of tally wrote it (migration 0 of
- * src/store/sqlite/schema.ts), copied here rather than imported: it is the
- * released format a database on disk may still have.
+ * The schema as version 1 of tally wrote it: migration 0, which is never
+ * edited once released, so a database on disk may still have exactly this.
  */
-const schemaV1 = `
-  CREATE TABLE events (
-    seq         INTEGER PRIMARY KEY,
-    topic       TEXT NOT NULL,
-    event_id    TEXT NOT NULL,
-    ts          TEXT NOT NULL,
-    source      TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    UNIQUE (topic, event_id)
-  );
-  CREATE INDEX events_topic_seq ON events (topic, seq);
-  CREATE TABLE counters (
-    id                INTEGER PRIMARY KEY CHECK (id = 1),
-    received          INTEGER NOT NULL,
-    unique_processed  INTEGER NOT NULL,
-    duplicate_dropped INTEGER NOT NULL,
-    conflicts         INTEGER NOT NULL
-  );
-  INSERT INTO counters VALUES (1, 0, 0, 0, 0);
-  CREATE TABLE topic_counts (
-    topic TEXT PRIMARY KEY,
-    count INTEGER NOT NULL
-  ) WITHOUT ROWID;
-`;
+const { migrations } = (await import(new URL("../../dist/src/store/sqlite/schema.js", import.meta.url).href)) as typeof import("../../src/store/sqlite/schema.js");
+const schemaV1 = migrations[0]!;
 
 /** Writes a version 1 database by hand: these events (topic, event_id), their topic counts, and counters that also count some duplicates and conflicts. */
 function writeV1Database(dbPath: string, events: [topic: string, eventId: string][], rejected: { duplicates: number; conflicts: number }): void {

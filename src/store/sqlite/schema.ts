@@ -8,7 +8,7 @@ import type { Durability } from "../types.js";
  * Forward migrations; entry i brings user_version from i to i + 1. Never edit
  * a released entry: append a new one.
  */
-const migrations: string[] = [
+export const migrations: readonly string[] = [
   `
   CREATE TABLE events (
     seq         INTEGER PRIMARY KEY,
