@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file aggregator/v1/aggregator.proto.
  */
 export const file_aggregator_v1_aggregator: GenFile = /*@__PURE__*/
-  fileDesc("Ch5hZ2dyZWdhdG9yL3YxL2FnZ3JlZ2F0b3IucHJvdG8SDWFnZ3JlZ2F0b3IudjEikQEKBUV2ZW50Eg0KBXRvcGljGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAQgASgJEigKB3BheWxvYWQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjYKDlB1Ymxpc2hSZXF1ZXN0EiQKBmV2ZW50cxgBIAMoCzIULmFnZ3JlZ2F0b3IudjEuRXZlbnQiswEKDVB1Ymxpc2hSZXN1bHQSMwoGc3RhdHVzGAEgASgOMiMuYWdncmVnYXRvci52MS5QdWJsaXNoUmVzdWx0LlN0YXR1cxILCgNzZXEYAiABKAQiYAoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhMKD1NUQVRVU19BQ0NFUFRFRBABEhQKEFNUQVRVU19EVVBMSUNBVEUQAhITCg9TVEFUVVNfQ09ORkxJQ1QQAyJ5Cg9QdWJsaXNoUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SEgoKZHVwbGljYXRlcxgCIAEoDRIRCgljb25mbGljdHMYAyABKA0SLQoHcmVzdWx0cxgEIAMoCzIcLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlc3VsdCI8ChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIkCgZldmVudHMYASADKAsyFC5hZ2dyZWdhdG9yLnYxLkV2ZW50InMKFVB1Ymxpc2hTdHJlYW1SZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIQCghhY2NlcHRlZBgCIAEoBBISCgpkdXBsaWNhdGVzGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIPCgdiYXRjaGVzGAUgASgEIqYBCg1FdmVudHNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIRCglhZnRlcl9zZXEYAyABKAQSDQoFbGltaXQYBCABKA0SKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoLU3RvcmVkRXZlbnQSCwoDc2VxGAEgASgEEg0KBXRvcGljGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY2VpdmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjCg5FdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5hZ2dyZWdhdG9yLnYxLlN0b3JlZEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgEEhAKCGhhc19tb3JlGAMgASgIIiIKDFN0YXRzUmVxdWVzdBISCgp0b3BfdG9waWNzGAEgASgNIikKClRvcGljQ291bnQSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBCLsAgoNU3RhdHNSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIYChB1bmlxdWVfcHJvY2Vzc2VkGAIgASgEEhkKEWR1cGxpY2F0ZV9kcm9wcGVkGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIpCgZ0b3BpY3MYBSADKAsyGS5hZ2dyZWdhdG9yLnYxLlRvcGljQ291bnQSFgoOdXB0aW1lX3NlY29uZHMYBiABKAESLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcXVldWVfZXZlbnRzGAggASgNEhMKC3F1ZXVlX2J5dGVzGAkgASgEEhgKEHJlamVjdGVkX2ludmFsaWQYCiABKAQSGQoRcmVqZWN0ZWRfb3ZlcmxvYWQYCyABKAQSEwoLdG9waWNfY291bnQYDCABKAQSGQoRbWVtb3J5X2hlbGRfYnl0ZXMYDSABKAQiLQoNVG9waWNzUmVxdWVzdBINCgVhZnRlchgBIAEoCRINCgVsaW1pdBgCIAEoDSJhCg5Ub3BpY3NSZXNwb25zZRIpCgZ0b3BpY3MYASADKAsyGS5hZ2dyZWdhdG9yLnYxLlRvcGljQ291bnQSEgoKbmV4dF9hZnRlchgCIAEoCRIQCghoYXNfbW9yZRgDIAEoCDKcAwoRQWdncmVnYXRvclNlcnZpY2USSAoHUHVibGlzaBIdLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlcXVlc3QaHi5hZ2dyZWdhdG9yLnYxLlB1Ymxpc2hSZXNwb25zZRJcCg1QdWJsaXNoU3RyZWFtEiMuYWdncmVnYXRvci52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBokLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFN0cmVhbVJlc3BvbnNlKAESSgoGRXZlbnRzEhwuYWdncmVnYXRvci52MS5FdmVudHNSZXF1ZXN0Gh0uYWdncmVnYXRvci52MS5FdmVudHNSZXNwb25zZSIDkAIBEkcKBVN0YXRzEhsuYWdncmVnYXRvci52MS5TdGF0c1JlcXVlc3QaHC5hZ2dyZWdhdG9yLnYxLlN0YXRzUmVzcG9uc2UiA5ACARJKCgZUb3BpY3MSHC5hZ2dyZWdhdG9yLnYxLlRvcGljc1JlcXVlc3QaHS5hZ2dyZWdhdG9yLnYxLlRvcGljc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5hZ2dyZWdhdG9yL3YxL2FnZ3JlZ2F0b3IucHJvdG8SDWFnZ3JlZ2F0b3IudjEikQEKBUV2ZW50Eg0KBXRvcGljGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAQgASgJEigKB3BheWxvYWQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IjYKDlB1Ymxpc2hSZXF1ZXN0EiQKBmV2ZW50cxgBIAMoCzIULmFnZ3JlZ2F0b3IudjEuRXZlbnQiswEKDVB1Ymxpc2hSZXN1bHQSMwoGc3RhdHVzGAEgASgOMiMuYWdncmVnYXRvci52MS5QdWJsaXNoUmVzdWx0LlN0YXR1cxILCgNzZXEYAiABKAQiYAoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhMKD1NUQVRVU19BQ0NFUFRFRBABEhQKEFNUQVRVU19EVVBMSUNBVEUQAhITCg9TVEFUVVNfQ09ORkxJQ1QQAyJ5Cg9QdWJsaXNoUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKA0SEgoKZHVwbGljYXRlcxgCIAEoDRIRCgljb25mbGljdHMYAyABKA0SLQoHcmVzdWx0cxgEIAMoCzIcLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlc3VsdCI8ChRQdWJsaXNoU3RyZWFtUmVxdWVzdBIkCgZldmVudHMYASADKAsyFC5hZ2dyZWdhdG9yLnYxLkV2ZW50InMKFVB1Ymxpc2hTdHJlYW1SZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIQCghhY2NlcHRlZBgCIAEoBBISCgpkdXBsaWNhdGVzGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIPCgdiYXRjaGVzGAUgASgEIqYBCg1FdmVudHNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIRCglhZnRlcl9zZXEYAyABKAQSDQoFbGltaXQYBCABKA0SKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLVAQoLU3RvcmVkRXZlbnQSCwoDc2VxGAEgASgEEg0KBXRvcGljGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc291cmNlGAUgASgJEigKB3BheWxvYWQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY2VpdmVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjCg5FdmVudHNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5hZ2dyZWdhdG9yLnYxLlN0b3JlZEV2ZW50EhMKC25leHRfY3Vyc29yGAIgASgEEhAKCGhhc19tb3JlGAMgASgIIiIKDFN0YXRzUmVxdWVzdBISCgp0b3BfdG9waWNzGAEgASgNIikKClRvcGljQ291bnQSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoBCLsAgoNU3RhdHNSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBBIYChB1bmlxdWVfcHJvY2Vzc2VkGAIgASgEEhkKEWR1cGxpY2F0ZV9kcm9wcGVkGAMgASgEEhEKCWNvbmZsaWN0cxgEIAEoBBIpCgZ0b3BpY3MYBSADKAsyGS5hZ2dyZWdhdG9yLnYxLlRvcGljQ291bnQSFgoOdXB0aW1lX3NlY29uZHMYBiABKAESLgoKc3RhcnRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcXVldWVfZXZlbnRzGAggASgNEhMKC3F1ZXVlX2J5dGVzGAkgASgEEhgKEHJlamVjdGVkX2ludmFsaWQYCiABKAQSGQoRcmVqZWN0ZWRfb3ZlcmxvYWQYCyABKAQSEwoLdG9waWNfY291bnQYDCABKAQSGQoRbWVtb3J5X2hlbGRfYnl0ZXMYDSABKAQiLQoNVG9waWNzUmVxdWVzdBINCgVhZnRlchgBIAEoCRINCgVsaW1pdBgCIAEoDSJhCg5Ub3BpY3NSZXNwb25zZRIpCgZ0b3BpY3MYASADKAsyGS5hZ2dyZWdhdG9yLnYxLlRvcGljQ291bnQSEgoKbmV4dF9hZnRlchgCIAEoCRIQCghoYXNfbW9yZRgDIAEoCCLNAgoQU3Vic2NyaWJlUmVxdWVzdBINCgV0b3BpYxgBIAEoCRIUCgx0b3BpY19wcmVmaXgYAiABKAkSDgoGc291cmNlGAMgASgJEhEKCWFmdGVyX3NlcRgEIAEoBBI0CgVzdGFydBgFIAEoDjIlLmFnZ3JlZ2F0b3IudjEuU3Vic2NyaWJlUmVxdWVzdC5TdGFydBIpCgVzaW5jZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY29uc3VtZXIYByABKAkSFAoMaGVhcnRiZWF0X21zGAggASgNEhMKC21heF91bmFja2VkGAkgASgNEg8KB21heF9sYWcYCiABKAQiQgoFU3RhcnQSFQoRU1RBUlRfVU5TUEVDSUZJRUQQABITCg9TVEFSVF9CRUdJTk5JTkcQARINCglTVEFSVF9ORVcQAiJ3ChFTdWJzY3JpYmVSZXNwb25zZRIrCgVldmVudBgBIAEoCzIaLmFnZ3JlZ2F0b3IudjEuU3RvcmVkRXZlbnRIABItCgloZWFydGJlYXQYAiABKAsyGC5hZ2dyZWdhdG9yLnYxLkhlYXJ0YmVhdEgAQgYKBGl0ZW0iQAoJSGVhcnRiZWF0EhAKCGhlYWRfc2VxGAEgASgEEhEKCWNhdWdodF91cBgCIAEoCBIOCgZjdXJzb3IYAyABKAQiKwoKQWNrUmVxdWVzdBIQCghjb25zdW1lchgBIAEoCRILCgNzZXEYAiABKAQiIAoLQWNrUmVzcG9uc2USEQoJYWNrZWRfc2VxGAEgASgEIjAKEENvbnN1bWVyc1JlcXVlc3QSDQoFYWZ0ZXIYASABKAkSDQoFbGltaXQYAiABKA0iowIKDENvbnN1bWVySW5mbxIMCgRuYW1lGAEgASgJEg0KBXRvcGljGAIgASgJEhQKDHRvcGljX3ByZWZpeBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWFja2VkX3NlcRgGIAEoBBILCgNsYWcYByABKAQSEgoKbGFnX2NhcHBlZBgIIAEoCBITCgtzdWJzY3JpYmVycxgJIAEoDRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghhY2tlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiewoRQ29uc3VtZXJzUmVzcG9uc2USLgoJY29uc3VtZXJzGAEgAygLMhsuYWdncmVnYXRvci52MS5Db25zdW1lckluZm8SEAoIaGVhZF9zZXEYAiABKAQSEgoKbmV4dF9hZnRlchgDIAEoCRIQCghoYXNfbW9yZRgEIAEoCCIlChVEZWxldGVDb25zdW1lclJlcXVlc3QSDAoEbmFtZRgBIAEoCSIrChZEZWxldGVDb25zdW1lclJlc3BvbnNlEhEKCWFja2VkX3NlcRgBIAEoBDLlBQoRQWdncmVnYXRvclNlcnZpY2USSAoHUHVibGlzaBIdLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFJlcXVlc3QaHi5hZ2dyZWdhdG9yLnYxLlB1Ymxpc2hSZXNwb25zZRJcCg1QdWJsaXNoU3RyZWFtEiMuYWdncmVnYXRvci52MS5QdWJsaXNoU3RyZWFtUmVxdWVzdBokLmFnZ3JlZ2F0b3IudjEuUHVibGlzaFN0cmVhbVJlc3BvbnNlKAESSgoGRXZlbnRzEhwuYWdncmVnYXRvci52MS5FdmVudHNSZXF1ZXN0Gh0uYWdncmVnYXRvci52MS5FdmVudHNSZXNwb25zZSIDkAIBEkcKBVN0YXRzEhsuYWdncmVnYXRvci52MS5TdGF0c1JlcXVlc3QaHC5hZ2dyZWdhdG9yLnYxLlN0YXRzUmVzcG9uc2UiA5ACARJKCgZUb3BpY3MSHC5hZ2dyZWdhdG9yLnYxLlRvcGljc1JlcXVlc3QaHS5hZ2dyZWdhdG9yLnYxLlRvcGljc1Jlc3BvbnNlIgOQAgESUAoJU3Vic2NyaWJlEh8uYWdncmVnYXRvci52MS5TdWJzY3JpYmVSZXF1ZXN0GiAuYWdncmVnYXRvci52MS5TdWJzY3JpYmVSZXNwb25zZTABEjwKA0FjaxIZLmFnZ3JlZ2F0b3IudjEuQWNrUmVxdWVzdBoaLmFnZ3JlZ2F0b3IudjEuQWNrUmVzcG9uc2USUwoJQ29uc3VtZXJzEh8uYWdncmVnYXRvci52MS5Db25zdW1lcnNSZXF1ZXN0GiAuYWdncmVnYXRvci52MS5Db25zdW1lcnNSZXNwb25zZSIDkAIBEmIKDkRlbGV0ZUNvbnN1bWVyEiQuYWdncmVnYXRvci52MS5EZWxldGVDb25zdW1lclJlcXVlc3QaJS5hZ2dyZWdhdG9yLnYxLkRlbGV0ZUNvbnN1bWVyUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Event is one producer event. (topic, event_id) is its identity.
@@ -614,6 +614,441 @@ export const TopicsResponseSchema: GenMessage<TopicsResponse> = /*@__PURE__*/
   messageDesc(file_aggregator_v1_aggregator, 13);
 
 /**
+ * SubscribeRequest says which events to follow and where to start. Filters
+ * combine (an event must match all that are set); topic and topic_prefix
+ * exclude each other.
+ *
+ * @generated from message aggregator.v1.SubscribeRequest
+ */
+export type SubscribeRequest = Message<"aggregator.v1.SubscribeRequest"> & {
+  /**
+   * Only events of this topic.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * Only events whose topic starts with this, for example "orders.".
+   *
+   * @generated from field: string topic_prefix = 2;
+   */
+  topicPrefix: string;
+
+  /**
+   * Only events from this source.
+   *
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * Deliver events with a larger seq: the last seq you received (or a
+   * heartbeat's cursor) resumes exactly there. 0: see start.
+   *
+   * @generated from field: uint64 after_seq = 4;
+   */
+  afterSeq: bigint;
+
+  /**
+   * @generated from field: aggregator.v1.SubscribeRequest.Start start = 5;
+   */
+  start: SubscribeRequest_Start;
+
+  /**
+   * Only events whose timestamp is at or after this instant.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 6;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * A durable consumer's name (1-128 of A-Z a-z 0-9 . _ -). The first
+   * subscription creates it with this request's filters; later ones must
+   * name the same filters. One subscription per consumer is live: a newer one
+   * takes over and the older ends with ABORTED.
+   *
+   * @generated from field: string consumer = 7;
+   */
+  consumer: string;
+
+  /**
+   * Quiet time after which a heartbeat is sent: 15,000 when unset, at least
+   * 100, at most 3,600,000. A heartbeat is also sent each time the
+   * subscription catches up with the newest commit.
+   *
+   * @generated from field: uint32 heartbeat_ms = 8;
+   */
+  heartbeatMs: number;
+
+  /**
+   * With a consumer: events delivered and not yet acknowledged at which
+   * delivery pauses until an Ack (the stream stays open and heartbeats go
+   * on). 1,000 when unset, at most 100,000.
+   *
+   * @generated from field: uint32 max_unacked = 9;
+   */
+  maxUnacked: number;
+
+  /**
+   * End the subscription with RESOURCE_EXHAUSTED once it has caught up and
+   * then falls more than this many seqs behind the newest commit. 0: never;
+   * a slow subscriber is served from the database until it catches up.
+   *
+   * @generated from field: uint64 max_lag = 10;
+   */
+  maxLag: bigint;
+};
+
+/**
+ * Describes the message aggregator.v1.SubscribeRequest.
+ * Use `create(SubscribeRequestSchema)` to create a new message.
+ */
+export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 14);
+
+/**
+ * Where a subscription starts when after_seq is 0.
+ *
+ * @generated from enum aggregator.v1.SubscribeRequest.Start
+ */
+export enum SubscribeRequest_Start {
+  /**
+   * The named consumer's cursor (after its acknowledged seq); without a
+   * consumer, or for a new one, the beginning.
+   *
+   * @generated from enum value: START_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every stored event that matches.
+   *
+   * @generated from enum value: START_BEGINNING = 1;
+   */
+  BEGINNING = 1,
+
+  /**
+   * Only events that commit after the subscription starts.
+   *
+   * @generated from enum value: START_NEW = 2;
+   */
+  NEW = 2,
+}
+
+/**
+ * Describes the enum aggregator.v1.SubscribeRequest.Start.
+ */
+export const SubscribeRequest_StartSchema: GenEnum<SubscribeRequest_Start> = /*@__PURE__*/
+  enumDesc(file_aggregator_v1_aggregator, 14, 0);
+
+/**
+ * SubscribeResponse is one delivered event or one heartbeat.
+ *
+ * @generated from message aggregator.v1.SubscribeResponse
+ */
+export type SubscribeResponse = Message<"aggregator.v1.SubscribeResponse"> & {
+  /**
+   * @generated from oneof aggregator.v1.SubscribeResponse.item
+   */
+  item: {
+    /**
+     * @generated from field: aggregator.v1.StoredEvent event = 1;
+     */
+    value: StoredEvent;
+    case: "event";
+  } | {
+    /**
+     * @generated from field: aggregator.v1.Heartbeat heartbeat = 2;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message aggregator.v1.SubscribeResponse.
+ * Use `create(SubscribeResponseSchema)` to create a new message.
+ */
+export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 15);
+
+/**
+ * Heartbeat says where the subscription stands while no event is delivered.
+ *
+ * @generated from message aggregator.v1.Heartbeat
+ */
+export type Heartbeat = Message<"aggregator.v1.Heartbeat"> & {
+  /**
+   * The newest committed seq, of any topic.
+   *
+   * @generated from field: uint64 head_seq = 1;
+   */
+  headSeq: bigint;
+
+  /**
+   * True when every committed event up to head_seq has been examined:
+   * what follows is live.
+   *
+   * @generated from field: bool caught_up = 2;
+   */
+  caughtUp: boolean;
+
+  /**
+   * Every matching event up to this seq has been delivered: pass it as
+   * after_seq to resume without reading again what the filters skipped.
+   *
+   * @generated from field: uint64 cursor = 3;
+   */
+  cursor: bigint;
+};
+
+/**
+ * Describes the message aggregator.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 16);
+
+/**
+ * AckRequest acknowledges a consumer's events up to seq.
+ *
+ * @generated from message aggregator.v1.AckRequest
+ */
+export type AckRequest = Message<"aggregator.v1.AckRequest"> & {
+  /**
+   * @generated from field: string consumer = 1;
+   */
+  consumer: string;
+
+  /**
+   * Every event of the consumer up to and including this seq is
+   * acknowledged. An ack at or below the current acknowledged seq changes
+   * nothing; one beyond the newest commit is refused.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message aggregator.v1.AckRequest.
+ * Use `create(AckRequestSchema)` to create a new message.
+ */
+export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 17);
+
+/**
+ * AckResponse answers an Ack once it is durable.
+ *
+ * @generated from message aggregator.v1.AckResponse
+ */
+export type AckResponse = Message<"aggregator.v1.AckResponse"> & {
+  /**
+   * The consumer's acknowledged seq after this ack.
+   *
+   * @generated from field: uint64 acked_seq = 1;
+   */
+  ackedSeq: bigint;
+};
+
+/**
+ * Describes the message aggregator.v1.AckResponse.
+ * Use `create(AckResponseSchema)` to create a new message.
+ */
+export const AckResponseSchema: GenMessage<AckResponse> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 18);
+
+/**
+ * ConsumersRequest selects a page of consumers, by name.
+ *
+ * @generated from message aggregator.v1.ConsumersRequest
+ */
+export type ConsumersRequest = Message<"aggregator.v1.ConsumersRequest"> & {
+  /**
+   * Only consumers whose name sorts after this one: pass the previous next_after.
+   *
+   * @generated from field: string after = 1;
+   */
+  after: string;
+
+  /**
+   * Page size: 100 when unset, at most 1000.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message aggregator.v1.ConsumersRequest.
+ * Use `create(ConsumersRequestSchema)` to create a new message.
+ */
+export const ConsumersRequestSchema: GenMessage<ConsumersRequest> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 19);
+
+/**
+ * ConsumerInfo is a durable consumer and where it stands.
+ *
+ * @generated from message aggregator.v1.ConsumerInfo
+ */
+export type ConsumerInfo = Message<"aggregator.v1.ConsumerInfo"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The filters it was created with.
+   *
+   * @generated from field: string topic = 2;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: string topic_prefix = 3;
+   */
+  topicPrefix: string;
+
+  /**
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 5;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Every matching event up to this seq is acknowledged.
+   *
+   * @generated from field: uint64 acked_seq = 6;
+   */
+  ackedSeq: bigint;
+
+  /**
+   * Matching events committed after acked_seq, counted up to 100,000.
+   *
+   * @generated from field: uint64 lag = 7;
+   */
+  lag: bigint;
+
+  /**
+   * True when lag stopped counting at 100,000: there are at least that many.
+   *
+   * @generated from field: bool lag_capped = 8;
+   */
+  lagCapped: boolean;
+
+  /**
+   * Live subscriptions on this consumer right now on this server (0 or 1).
+   *
+   * @generated from field: uint32 subscribers = 9;
+   */
+  subscribers: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 10;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it last acknowledged; unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp acked_at = 11;
+   */
+  ackedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message aggregator.v1.ConsumerInfo.
+ * Use `create(ConsumerInfoSchema)` to create a new message.
+ */
+export const ConsumerInfoSchema: GenMessage<ConsumerInfo> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 20);
+
+/**
+ * ConsumersResponse is one page of consumers, by name.
+ *
+ * @generated from message aggregator.v1.ConsumersResponse
+ */
+export type ConsumersResponse = Message<"aggregator.v1.ConsumersResponse"> & {
+  /**
+   * @generated from field: repeated aggregator.v1.ConsumerInfo consumers = 1;
+   */
+  consumers: ConsumerInfo[];
+
+  /**
+   * The newest committed seq, which lag counts up to.
+   *
+   * @generated from field: uint64 head_seq = 2;
+   */
+  headSeq: bigint;
+
+  /**
+   * Pass as after to read on.
+   *
+   * @generated from field: string next_after = 3;
+   */
+  nextAfter: string;
+
+  /**
+   * True when more consumers follow.
+   *
+   * @generated from field: bool has_more = 4;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message aggregator.v1.ConsumersResponse.
+ * Use `create(ConsumersResponseSchema)` to create a new message.
+ */
+export const ConsumersResponseSchema: GenMessage<ConsumersResponse> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 21);
+
+/**
+ * DeleteConsumerRequest names the consumer to forget.
+ *
+ * @generated from message aggregator.v1.DeleteConsumerRequest
+ */
+export type DeleteConsumerRequest = Message<"aggregator.v1.DeleteConsumerRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message aggregator.v1.DeleteConsumerRequest.
+ * Use `create(DeleteConsumerRequestSchema)` to create a new message.
+ */
+export const DeleteConsumerRequestSchema: GenMessage<DeleteConsumerRequest> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 22);
+
+/**
+ * DeleteConsumerResponse answers a deletion.
+ *
+ * @generated from message aggregator.v1.DeleteConsumerResponse
+ */
+export type DeleteConsumerResponse = Message<"aggregator.v1.DeleteConsumerResponse"> & {
+  /**
+   * The acknowledged seq the consumer had.
+   *
+   * @generated from field: uint64 acked_seq = 1;
+   */
+  ackedSeq: bigint;
+};
+
+/**
+ * Describes the message aggregator.v1.DeleteConsumerResponse.
+ * Use `create(DeleteConsumerResponseSchema)` to create a new message.
+ */
+export const DeleteConsumerResponseSchema: GenMessage<DeleteConsumerResponse> = /*@__PURE__*/
+  messageDesc(file_aggregator_v1_aggregator, 23);
+
+/**
  * AggregatorService stores each (topic, event_id) exactly once and durably,
  * tells the producer per event whether it was new, and serves what it stored.
  *
@@ -675,6 +1110,55 @@ export const AggregatorService: GenService<{
     methodKind: "unary";
     input: typeof TopicsRequestSchema;
     output: typeof TopicsResponseSchema;
+  },
+  /**
+   * Subscribe replays stored events from a start point, then follows new
+   * commits live, in seq order, with no gap and no duplicate where replay
+   * turns into live. A subscriber is a cursor, not a queue: one that reads
+   * slowly is served from the database until it catches up, never dropped
+   * and never buffered without bound. Naming a consumer makes the cursor
+   * durable (Ack, Consumers, DeleteConsumer).
+   *
+   * @generated from rpc aggregator.v1.AggregatorService.Subscribe
+   */
+  subscribe: {
+    methodKind: "server_streaming";
+    input: typeof SubscribeRequestSchema;
+    output: typeof SubscribeResponseSchema;
+  },
+  /**
+   * Ack acknowledges every event of a consumer up to and including seq
+   * (AckAll): a consumer that subscribes again without a start point resumes
+   * after its acknowledged seq. Durable once answered.
+   *
+   * @generated from rpc aggregator.v1.AggregatorService.Ack
+   */
+  ack: {
+    methodKind: "unary";
+    input: typeof AckRequestSchema;
+    output: typeof AckResponseSchema;
+  },
+  /**
+   * Consumers lists durable consumers by name with their acknowledged seq
+   * and lag, a page at a time.
+   *
+   * @generated from rpc aggregator.v1.AggregatorService.Consumers
+   */
+  consumers: {
+    methodKind: "unary";
+    input: typeof ConsumersRequestSchema;
+    output: typeof ConsumersResponseSchema;
+  },
+  /**
+   * DeleteConsumer forgets a durable consumer and its cursor, and ends its
+   * live subscription with ABORTED. Deleting an unknown consumer is NOT_FOUND.
+   *
+   * @generated from rpc aggregator.v1.AggregatorService.DeleteConsumer
+   */
+  deleteConsumer: {
+    methodKind: "unary";
+    input: typeof DeleteConsumerRequestSchema;
+    output: typeof DeleteConsumerResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_aggregator_v1_aggregator, 0);
