@@ -5,6 +5,7 @@ import type { LoadResult } from "../load/run-record.js";
 import { uniqueCount, type WorkloadSpec } from "../load/workload.js";
 import { growthFigures, type GrowthFigures, type Measurement } from "./measurement.js";
 import { cpuPercent, sampleHostCpu, sampleProcess, stealPercent } from "./proc-usage.js";
+import { runSubscriberScenario } from "./run-subscribers.js";
 import {
   benchTopics,
   countKeys,
@@ -42,6 +43,10 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
         return await runLatency(scenario, ctx, join(dir, "bench.db"));
       case "growth":
         return await runGrowth(scenario, ctx, join(dir, "bench.db"));
+      case "subscriber-ingest":
+      case "fanout":
+      case "catchup":
+        return await runSubscriberScenario(scenario, ctx, dir);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
