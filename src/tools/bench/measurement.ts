@@ -91,6 +91,10 @@ export interface IngestFigure {
   stored: number;
   /** Seconds from the last publish answered to the last subscriber's last event: how far behind live the subscribers ended. */
   tailSeconds: number;
+  /** Share of the stored events the furthest-behind subscriber held as the last publish was answered: 1 is live, far below 1 is served from the database afterwards. */
+  liveShare: number;
+  /** Stored events over the time from the first publish until every subscriber held all of them. */
+  allDeliveredPerSecond: number;
   serverCpuPercent?: number;
   /** CPU of the subscriber process while the load ran, % of one core. */
   subscriberCpuPercent?: number;

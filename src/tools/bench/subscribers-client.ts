@@ -44,9 +44,9 @@ export class SubscriberProcess {
     return this.exchange({ type: "mark", resetLatency }, (m) => (m.type === "marked" ? m.received : undefined));
   }
 
-  /** Waits until every subscriber holds everything up to `target`, at most `timeoutMs`; closes them and reports. */
-  finish(target: number, timeoutMs: number): Promise<SubscribersFinished> {
-    return this.exchange({ type: "finish", target, timeoutMs }, (m) => (m.type === "finished" ? m : undefined));
+  /** Waits until every subscriber holds everything up to `target` (or they stall: see ToSubscribers); closes them and reports. */
+  finish(target: number, limits: { stallMs: number; capMs: number }): Promise<SubscribersFinished> {
+    return this.exchange({ type: "finish", target, ...limits }, (m) => (m.type === "finished" ? m : undefined));
   }
 
   close(): void {

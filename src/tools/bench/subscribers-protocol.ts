@@ -37,8 +37,13 @@ export type ToSubscribers =
   | { type: "start"; job: SubscribeJob; target?: number }
   /** Read how many events each has received now, and optionally start the latency record afresh (after a warm-up). */
   | { type: "mark"; resetLatency: boolean }
-  /** Wait until every subscriber holds everything up to `target` (a seq), at most `timeoutMs`, then close them. */
-  | { type: "finish"; target: number; timeoutMs: number }
+  /**
+   * Wait until every subscriber holds everything up to `target` (a seq),
+   * then close them. A subscriber that is slow is waited for; the wait ends
+   * early only when none of them has received anything for `stallMs`, or
+   * after `capMs` in all.
+   */
+  | { type: "finish"; target: number; stallMs: number; capMs: number }
   | { type: "exit" };
 
 export type FromSubscribers =
@@ -47,5 +52,6 @@ export type FromSubscribers =
   | { type: "marked"; received: number[] }
   /** Events received so far, all subscribers together. */
   | { type: "progress"; received: number }
-  | { type: "finished"; followers: FollowerReport[]; latency: LatencySummary; timedOut: boolean }
+  /** `gaveUp` says why the wait ended before every subscriber held everything. */
+  | { type: "finished"; followers: FollowerReport[]; latency: LatencySummary; gaveUp: string | undefined }
   | { type: "error"; message: string };

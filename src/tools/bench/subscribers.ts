@@ -39,7 +39,7 @@ async function start(job: SubscribeJob, target: number | undefined): Promise<voi
   // A catch-up's clock runs from subscribing: the target is set before anything can arrive.
   const reached = target === undefined ? [] : followers.map((f) => f.reach(target));
   for (const r of reached) r.catch(() => undefined);
-  progressTimer = setInterval(() => send({ type: "progress", received: followers.reduce((sum, f) => sum + f.report.received, 0) }), progressMs);
+  progressTimer = setInterval(() => send({ type: "progress", received: receivedInAll() }), progressMs);
   // Live subscriptions must be in place before the load starts; a catch-up's are timed from their request instead.
   if (job.kind === "jetstream" || job.start === "new") {
     let timer: NodeJS.Timeout | undefined;
@@ -51,13 +51,37 @@ async function start(job: SubscribeJob, target: number | undefined): Promise<voi
   send({ type: "ready" });
 }
 
-async function finish(target: number, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([
-    Promise.allSettled(followers.map((f) => f.reach(target))).then(() => false),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
-  ]);
-  clearTimeout(timer);
+/** Events received so far, all subscribers together. */
+function receivedInAll(): number {
+  return followers.reduce((sum, f) => sum + f.report.received, 0);
+}
+
+/** Resolves with a reason once nothing has been received for stallMs, or capMs have passed. */
+function giveUpWhen(stallMs: number, capMs: number, stop: Promise<unknown>): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const startedAt = performance.now();
+    let last = receivedInAll();
+    let changedAt = startedAt;
+    const end = (reason: string | undefined) => {
+      clearInterval(timer);
+      resolve(reason);
+    };
+    const timer = setInterval(() => {
+      const now = performance.now();
+      const received = receivedInAll();
+      if (received !== last) {
+        last = received;
+        changedAt = now;
+      } else if (now - changedAt >= stallMs) end(`no subscriber received anything for ${Math.round(stallMs / 1000)} s`);
+      if (now - startedAt >= capMs) end(`not every subscriber held everything ${Math.round(capMs / 1000)} s after the publishing`);
+    }, 1_000);
+    void stop.finally(() => end(undefined));
+  });
+}
+
+async function finish(target: number, stallMs: number, capMs: number): Promise<void> {
+  const all = Promise.allSettled(followers.map((f) => f.reach(target)));
+  const gaveUp = await Promise.race([all.then(() => undefined), giveUpWhen(stallMs, capMs, all)]);
   clearInterval(progressTimer);
   await Promise.all(followers.map((f) => f.close()));
   for (const s of sessions) s.close();
@@ -65,7 +89,7 @@ async function finish(target: number, timeoutMs: number): Promise<void> {
     type: "finished",
     followers: followers.map((f) => f.report),
     latency: (sink.recorder ?? new LatencyRecorder()).summary(),
-    timedOut,
+    gaveUp,
   });
 }
 
@@ -77,7 +101,7 @@ process.on("message", (message: ToSubscribers) => {
         const received = followers.map((f) => f.report.received);
         if (message.resetLatency && sink.recorder !== undefined) sink.recorder = new LatencyRecorder();
         send({ type: "marked", received });
-      } else if (message.type === "finish") await finish(message.target, message.timeoutMs);
+      } else if (message.type === "finish") await finish(message.target, message.stallMs, message.capMs);
       else process.exit(0);
     } catch (err) {
       send({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });

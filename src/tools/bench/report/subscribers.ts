@@ -11,6 +11,7 @@ import type { SubscriberSystem } from "../scenarios.js";
 
 const n = (value: number) => Math.round(value).toLocaleString("en-US");
 const ms = (us: number) => (us / 1000).toFixed(1);
+const percent = (share: number) => `${Math.floor(share * 100)}%`;
 
 function median(values: number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -51,7 +52,9 @@ export function subscribersSection(results: ScenarioResult[]): string {
     for (const count of counts) {
       const cells = (system: SubscriberSystem) => {
         const runs = ingestRuns(ingest[system], count);
-        return [fmt(median(runs.map((f) => f.eventsPerSecond)), (v) => `${n(v)} events/s`), fmt(median(runs.map((f) => f.ratio)), (v) => v.toFixed(2))];
+        const live = count === 0 ? undefined : median(runs.map((f) => f.liveShare));
+        const rate = fmt(median(runs.map((f) => f.eventsPerSecond)), (v) => `${n(v)} events/s`);
+        return [live === undefined ? rate : `${rate}; ${percent(live)} delivered live`, fmt(median(runs.map((f) => f.ratio)), (v) => v.toFixed(2))];
       };
       lines.push([pass, `ingest, ${count} subscriber${count === 1 ? "" : "s"} following every topic`, ...cells("tally"), ...cells("jetstream")]);
       for (const system of ["tally", "jetstream"] as const) {
@@ -63,6 +66,8 @@ export function subscribersSection(results: ScenarioResult[]): string {
           String(count),
           runs.map((f) => n(f.eventsPerSecond)).join(" / "),
           runs.map((f) => f.ratio.toFixed(2)).join(" / "),
+          count === 0 ? "" : runs.map((f) => percent(f.liveShare)).join(" / "),
+          runs.map((f) => n(f.allDeliveredPerSecond)).join(" / "),
           fmt(median(runs.flatMap((f) => (f.serverCpuPercent === undefined ? [] : [f.serverCpuPercent]))), (v) => String(Math.round(v))),
           fmt(median(runs.flatMap((f) => (f.subscriberCpuPercent === undefined ? [] : [f.subscriberCpuPercent]))), (v) => String(Math.round(v))),
           fmt(median(runs.map((f) => f.tailSeconds)), (v) => v.toFixed(1)),
@@ -105,9 +110,12 @@ export function subscribersSection(results: ScenarioResult[]): string {
   if (detail.length > 0) {
     parts.push(
       "",
-      "Ingest with subscribers, run by run (server CPU for JetStream is the local nats-server's; the tail is how long after the last publish was answered the last subscriber received its last event):",
+      "Ingest with subscribers, run by run. Delivered live: the share of the stored events the furthest-behind subscriber held when the last publish was answered (the rest it was served afterwards); events/s until all delivered: stored events over the time from the first publish until every subscriber held all of them; the tail: how long after the last answer the last subscriber received its last event. Server CPU for JetStream is the local nats-server's; CPU figures are medians, over the publishing.",
       "",
-      table(["durability", "system", "subscribers", "events/s per run", "ratio per run", "server CPU %", "subscriber process CPU %", "tail s", "host steal %"], detail),
+      table(
+        ["durability", "system", "subscribers", "events/s per run", "ratio per run", "delivered live per run", "events/s until all delivered, per run", "server CPU %", "subscriber process CPU %", "tail s", "host steal %"],
+        detail,
+      ),
     );
   }
   return parts.join("\n");
