@@ -98,6 +98,8 @@ export interface IngestFigure {
   serverCpuPercent?: number;
   /** CPU of the subscriber process while the load ran, % of one core. */
   subscriberCpuPercent?: number;
+  /** CPU of the load generator while the load ran: near 100, the figure may be the load generator's. */
+  loaderCpuPercent?: number;
   hostStealPercent?: number;
 }
 

@@ -191,6 +191,7 @@ function ingestFigure(m: Measurement, count: number, side: SubscriberSide): Omit
     allDeliveredPerSecond: stored / (m.elapsedSeconds + tail),
     ...(m.serverCpuPercent !== undefined && { serverCpuPercent: m.serverCpuPercent }),
     ...(subscriberCpu !== undefined && { subscriberCpuPercent: subscriberCpu }),
+    ...(m.loaderCpuPercent !== undefined && { loaderCpuPercent: m.loaderCpuPercent }),
     ...(m.hostStealPercent !== undefined && { hostStealPercent: m.hostStealPercent }),
   };
 }

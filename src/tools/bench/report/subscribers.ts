@@ -70,6 +70,7 @@ export function subscribersSection(results: ScenarioResult[]): string {
           runs.map((f) => n(f.allDeliveredPerSecond)).join(" / "),
           fmt(median(runs.flatMap((f) => (f.serverCpuPercent === undefined ? [] : [f.serverCpuPercent]))), (v) => String(Math.round(v))),
           fmt(median(runs.flatMap((f) => (f.subscriberCpuPercent === undefined ? [] : [f.subscriberCpuPercent]))), (v) => String(Math.round(v))),
+          fmt(median(runs.flatMap((f) => (f.loaderCpuPercent === undefined ? [] : [f.loaderCpuPercent]))), (v) => String(Math.round(v))),
           fmt(median(runs.map((f) => f.tailSeconds)), (v) => v.toFixed(1)),
           fmt(median(runs.flatMap((f) => (f.hostStealPercent === undefined ? [] : [f.hostStealPercent]))), (v) => String(Math.round(v))),
         ]);
@@ -113,7 +114,7 @@ export function subscribersSection(results: ScenarioResult[]): string {
       "Ingest with subscribers, run by run. Delivered live: the share of the stored events the furthest-behind subscriber held when the last publish was answered (the rest it was served afterwards); events/s until all delivered: stored events over the time from the first publish until every subscriber held all of them; the tail: how long after the last answer the last subscriber received its last event. Server CPU for JetStream is the local nats-server's; CPU figures are medians, over the publishing.",
       "",
       table(
-        ["durability", "system", "subscribers", "events/s per run", "ratio per run", "delivered live per run", "events/s until all delivered, per run", "server CPU %", "subscriber process CPU %", "tail s", "host steal %"],
+        ["durability", "system", "subscribers", "events/s per run", "ratio per run", "delivered live per run", "events/s until all delivered, per run", "server CPU %", "subscriber process CPU %", "load generator CPU %", "tail s", "host steal %"],
         detail,
       ),
     );
