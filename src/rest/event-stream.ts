@@ -71,7 +71,7 @@ export async function eventStream(subscriptions: Subscriptions, req: HttpRequest
 }
 
 function frame(item: FollowItem): string {
-  if (item.kind === "event") return `id: ${item.row.seq}\ndata: ${JSON.stringify(restEvent(item.row))}\n\n`;
+  if (item.kind === "events") return item.rows.map((row) => `id: ${row.seq}\ndata: ${JSON.stringify(restEvent(row))}\n\n`).join("");
   return `: heartbeat head_seq=${item.head} caught_up=${item.caughtUp}\nid: ${item.cursor}\n\n`;
 }
 
