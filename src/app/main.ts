@@ -1,4 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring
+import { cliCommandsHelp, whatToRun } from "../cli/commands.js";
 import { ConfigError, HelpShown, loadConfig } from "./config.js";
 import { createLogger } from "./log.js";
 import { startServer } from "./server.js";
@@ -8,9 +9,17 @@ import { StoreError } from "../store/errors.js";
 const exitCode = { ok: 0, failed: 1, badConfig: 2, unusableDatabase: 3 } as const;
 
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  // A first word naming a command makes this run a client (src/cli/); nothing, or flags, is the server as always.
+  const run = whatToRun(argv);
+  if (run === "client") return (await import("../cli/run.js")).runCli(argv);
+  if (run === "unknown") {
+    process.stderr.write(`tally: unknown command "${argv[0]}"\nRun with --help for the commands and the server's options.\n`);
+    return exitCode.badConfig;
+  }
   let config;
   try {
-    config = loadConfig(process.argv.slice(2));
+    config = loadConfig(argv, process.env, cliCommandsHelp());
   } catch (err) {
     if (err instanceof HelpShown) return exitCode.ok;
     if (err instanceof ConfigError) {
