@@ -83,7 +83,10 @@ function* documentItems(bytes: Buffer, firstLine: number): Generator<InputItem> 
   try {
     value = parseJsonText(bytes);
   } catch (err) {
-    if (err instanceof SyntaxError) yield* refused(err, () => ({ line: firstLine + lineOfSyntaxError(err, bytes) }));
+    if (err instanceof SyntaxError) {
+      const line = lineOfSyntaxError(err, bytes);
+      yield* refused(err, () => (line === undefined ? {} : { line: firstLine + line }));
+    }
     else yield* refused(err, (index) => (index < 0 ? {} : { index }));
     return;
   }
@@ -115,15 +118,15 @@ function* refused(err: unknown, place: Placer): Generator<InputItem> {
   for (const [index, vs] of byIndex) yield { ok: false, position: place(index), problems: vs.map((v) => `${v.field}: ${v.description}`) };
 }
 
-/** JSON.parse's message without the quoted input V8 appends, which may run over many lines. */
+/** JSON.parse's message on one line: V8 quotes the input around the error, line breaks and all. */
 function syntaxMessage(err: SyntaxError): string {
-  return err.message.replace(/, ".*" is not valid JSON$/s, "");
+  return err.message.replace(/\r/g, "\\r").replace(/\n/g, "\\n");
 }
 
-/** The 0-based line of a syntax error in a document, from V8's "at position N" (0 when it does not say). */
-function lineOfSyntaxError(err: SyntaxError, bytes: Buffer): number {
+/** The 0-based line of a syntax error in a document, from V8's "at position N"; undefined when it does not say (its quote of the input then shows where). */
+function lineOfSyntaxError(err: SyntaxError, bytes: Buffer): number | undefined {
   const match = /at position (\d+)/.exec(err.message);
-  if (match === null) return 0;
+  if (match === null) return undefined;
   const text = bytes.toString("utf8");
   const end = Math.min(text.length, Number(match[1]));
   let lines = 0;

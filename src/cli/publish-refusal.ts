@@ -4,7 +4,8 @@ import type { BatchPositions } from "./batch-positions.js";
 import { describePosition } from "./event-input.js";
 import { connectErrorText } from "./failure.js";
 
-const eventPath = /messages\[(\d+)\]\.events\[(\d+)\]/g;
+/** A stream event's path with the field after it (".topic", ".payload.n", '.payload["a b"]'), so the input's place goes after the whole path. */
+const eventPath = /messages\[(\d+)\]\.events\[(\d+)\](?:\.[\p{L}\p{N}_$-]+|\[(?:\d+|"(?:[^"\\]|\\.)*")\])*/gu;
 
 /**
  * A refused PublishStream in the input's terms. The server names events as
