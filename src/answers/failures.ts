@@ -48,6 +48,7 @@ export function toConnectError(err: unknown): ConnectError {
   }
   if (err instanceof ShuttingDownError) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
   if (err instanceof StoreError && err.retryable) return new ConnectError(err.message, Code.Unavailable, undefined, undefined, err);
+  if (err instanceof StoreError && err.kind === "full") return new ConnectError(err.message, Code.ResourceExhausted, undefined, undefined, err);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 

@@ -14,6 +14,9 @@ import { openLease } from "../limits/request-lease.js";
 import { restRoutes } from "../rest/routes.js";
 import { rpcFrontDoor } from "../rpc/front-door.js";
 import { openStore } from "../store/open.js";
+import { CommitFeed } from "../subscribe/commit-feed.js";
+import { DurableConsumers } from "../subscribe/consumers.js";
+import { Subscriptions } from "../subscribe/subscriptions.js";
 import type { Config } from "./config.js";
 import { HealthState, ServingStatus } from "../read/health-state.js";
 
@@ -46,15 +49,17 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   const pipeline = new PublishPipeline(queue, { maxBatch: config.maxBatch, maxPayloadBytes: config.maxPayloadBytes });
   const budget = new MemoryBudget(config.memoryBudgetBytes);
   const reads = new Reads(store, queue, pipeline, budget, { maxPageBytes: config.maxPageBytes }, new Date());
+  const feed = await CommitFeed.open(store);
+  const subscriptions = new Subscriptions(feed, store, new DurableConsumers(store, feed), config.maxPageBytes);
   const health = new HealthState();
   const gate = new Gate(config.accessList, log);
   const draining = new AbortController();
   // connect-es links every call's signal to this one: one listener per call in flight.
   setMaxListeners(0, draining.signal);
 
-  const routes = new RouteTable(restRoutes({ pipeline, reads, health, maxBodyBytes: config.maxMessageBytes }), gate, log);
+  const routes = new RouteTable(restRoutes({ pipeline, reads, health, subscriptions, maxBodyBytes: config.maxMessageBytes }), gate, log);
   const browsers = new BrowserGuard({ host: config.host, tls: config.tls !== null }, log);
-  const rpc = rpcFrontDoor({ pipeline, reads, health }, { gate, log, readMaxBytes: config.maxMessageBytes, shutdownSignal: draining.signal });
+  const rpc = rpcFrontDoor({ pipeline, reads, health, subscriptions }, { gate, log, readMaxBytes: config.maxMessageBytes, shutdownSignal: draining.signal });
   const server = createDualProtocolServer(
     (req, res) => {
       if (browsers.refused(req, res)) return;

@@ -11,8 +11,12 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
  *   topics in the request's topic filter, since an unfiltered read would show
  *   other topics.
  * - `read-all`: the read role without a topic limit: the answer covers every topic.
+ * - `read-filter`: the read role; the handler checks its filter (a
+ *   subscription's, or a durable consumer's as stored) against a
+ *   topic-limited token (Caller.authorizeRead), since the filter may be
+ *   known only once the consumer is looked up.
  */
-export type AccessRule = "open" | "publish" | "read-topic" | "read-all";
+export type AccessRule = "open" | "publish" | "read-topic" | "read-all" | "read-filter";
 
 function rpc(service: { typeName: string }, method: { name: string }): string {
   return `${service.typeName}/${method.name}`;
@@ -30,6 +34,10 @@ export const accessRules: ReadonlyMap<string, AccessRule> = new Map<string, Acce
   [rpc(AggregatorService, AggregatorService.method.events), "read-topic"],
   [rpc(AggregatorService, AggregatorService.method.stats), "read-all"],
   [rpc(AggregatorService, AggregatorService.method.topics), "read-all"],
+  [rpc(AggregatorService, AggregatorService.method.subscribe), "read-filter"],
+  [rpc(AggregatorService, AggregatorService.method.ack), "read-filter"],
+  [rpc(AggregatorService, AggregatorService.method.consumers), "read-filter"],
+  [rpc(AggregatorService, AggregatorService.method.deleteConsumer), "read-filter"],
   [rpc(Health, Health.method.check), "open"],
   [rpc(Health, Health.method.list), "open"],
   [rpc(Health, Health.method.watch), "open"],
@@ -37,5 +45,6 @@ export const accessRules: ReadonlyMap<string, AccessRule> = new Map<string, Acce
   ["GET /events", "read-topic"],
   ["GET /stats", "read-all"],
   ["GET /topics", "read-all"],
+  ["GET /events/stream", "read-filter"],
   ["GET /health", "open"],
 ]);

@@ -11,4 +11,19 @@ export interface Caller {
    * ("request", or "stream message 3" with `indexPrefix` "messages[3].").
    */
   authorizePublish(events: readonly ({ topic: string } | undefined)[], unit?: string, indexPrefix?: string): void;
+
+  /**
+   * Refuses with `permission_denied` unless the caller may read every event
+   * the filter selects: a topic-limited token must name a topic or topic
+   * prefix within its topics (subscriptions and durable consumers).
+   */
+  authorizeRead(filter: ReadFilter, operation: string): void;
+  /** Whether authorizeRead would pass, for listings that show only what the caller may read. */
+  mayRead(filter: ReadFilter): boolean;
+}
+
+/** The part of a filter that decides which topics a read covers. */
+export interface ReadFilter {
+  topic?: string;
+  topicPrefix?: string;
 }

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AccessList, Grant } from "./access-list.js";
 import { accessRules } from "./access-rules.js";
 import type { Caller } from "./caller.js";
-import { checkPublishTopics, checkReadAll, checkReadTopic, logRefusal, requireRole } from "./policy.js";
+import { allowsFilter, checkPublishTopics, checkReadAll, checkReadFilter, checkReadTopic, logRefusal, requireRole } from "./policy.js";
 
 /** One request at the gate: which operation, by whom, and (for reads) on which topic. */
 export interface Admission {
@@ -18,7 +18,7 @@ export interface Admission {
 }
 
 /** The caller when nothing is checked: authentication off, or an open operation. */
-const anyone: Caller = { name: undefined, authorizePublish: () => undefined };
+const anyone: Caller = { name: undefined, authorizePublish: () => undefined, authorizeRead: () => undefined, mayRead: () => true };
 
 /**
  * The one authorization decision. Every front door asks it before it does
@@ -50,6 +50,7 @@ export class Gate {
       grant = this.access.authenticate(request.authorization);
       if (rule === "publish") requireRole(grant, "publish", label);
       else if (rule === "read-topic") checkReadTopic(grant, request.topicFilter ?? "", label);
+      else if (rule === "read-filter") requireRole(grant, "read", label);
       else checkReadAll(grant, label);
       return callerFor(grant, label, this.log);
     } catch (err) {
@@ -59,9 +60,17 @@ export class Gate {
 }
 
 function callerFor(grant: Grant, label: string, log: Logger): Caller {
-  if (grant.topics === null) return { name: grant.name, authorizePublish: () => undefined };
+  if (grant.topics === null) return { ...anyone, name: grant.name };
   return {
     name: grant.name,
+    mayRead: (filter) => allowsFilter(grant, filter),
+    authorizeRead(filter, operation) {
+      try {
+        checkReadFilter(grant, filter, operation);
+      } catch (err) {
+        throw logRefusal(log, err, grant, label);
+      }
+    },
     authorizePublish(events, unit, indexPrefix) {
       try {
         checkPublishTopics(grant, events, unit, indexPrefix);
@@ -78,7 +87,11 @@ function callerFor(grant: Grant, label: string, log: Logger): Caller {
  */
 export const unadmitted: Caller = {
   name: undefined,
-  authorizePublish() {
-    throw new ConnectError("this call was not admitted by the access gate", Code.PermissionDenied);
-  },
+  authorizePublish: refuseUnadmitted,
+  authorizeRead: refuseUnadmitted,
+  mayRead: () => false,
 };
+
+function refuseUnadmitted(): never {
+  throw new ConnectError("this call was not admitted by the access gate", Code.PermissionDenied);
+}

@@ -58,6 +58,26 @@ export function checkReadTopic(grant: Grant, topic: string, operation: string): 
   if (!allowsTopic(grant, topic)) throw new ConnectError(`${limitation(grant)}; ${operation} asked for topic ${quoted(topic)}`, Code.PermissionDenied);
 }
 
+/**
+ * Whether a grant may read what a filter selects: an exact topic within its
+ * topics, or a topic prefix that itself starts with one of its prefixes (so
+ * every topic it selects does too). No topic filter selects every topic.
+ */
+export function allowsFilter(grant: Grant, filter: { topic?: string; topicPrefix?: string }): boolean {
+  if (grant.topics === null) return true;
+  if (filter.topic !== undefined) return allowsTopic(grant, filter.topic);
+  if (filter.topicPrefix !== undefined) return allowsTopic(grant, filter.topicPrefix);
+  return false;
+}
+
+/** Refuses with `permission_denied` unless allowsFilter; the read role is checked at the gate. */
+export function checkReadFilter(grant: Grant, filter: { topic?: string; topicPrefix?: string }, operation: string): void {
+  if (allowsFilter(grant, filter)) return;
+  const asked =
+    filter.topic !== undefined ? `topic ${quoted(filter.topic)}` : filter.topicPrefix !== undefined ? `topic_prefix ${quoted(filter.topicPrefix)}` : "every topic (no topic filter)";
+  throw new ConnectError(`${limitation(grant)}; ${operation} asked for ${asked}`, Code.PermissionDenied);
+}
+
 /** Statistics cover every topic (names and counts), so they need a read grant that is not topic-limited. */
 export function checkReadAll(grant: Grant, operation: string): void {
   requireRole(grant, "read", operation);

@@ -17,12 +17,23 @@ export interface RouteContext {
   query: URLSearchParams;
 }
 
+/**
+ * An answer written as it is produced (Server-Sent Events): the head, then
+ * each chunk once the previous one has drained, until the chunks end or the
+ * client goes (then `signal` aborts and the chunks must end).
+ */
+export interface StreamedAnswer {
+  status: number;
+  headers: Record<string, string>;
+  chunks(signal: AbortSignal): AsyncIterable<string>;
+}
+
 /** A plain HTTP route: a method on an exact path, and the answer to it. */
 export interface HttpRoute {
   method: "GET" | "POST";
   path: string;
   /** The answer; a thrown error is answered as the REST routes answer errors. */
-  handle(req: HttpRequest, context: RouteContext): Promise<Rendered>;
+  handle(req: HttpRequest, context: RouteContext): Promise<Rendered | StreamedAnswer>;
 }
 
 /** A refusal whose HTTP status is not its code's, such as 415 for a content type: REST answers it with that status. */
@@ -81,7 +92,9 @@ export class RouteTable {
       label = `${route.method} ${route.path}`;
       const query = new URLSearchParams(queryText);
       caller = this.gate.admit({ operation: label, label, authorization: req.headers.authorization, topicFilter: query.get("topic") ?? "" });
-      send(res, await route.handle(req, { caller, query }));
+      const answer = await route.handle(req, { caller, query });
+      if ("chunks" in answer) await stream(res, answer);
+      else send(res, answer);
     } catch (err) {
       if (res.headersSent) return;
       send(res, this.errorAnswer(err, req, label, caller));
@@ -97,6 +110,40 @@ export class RouteTable {
     }
     return renderError(error, "rest");
   }
+}
+
+/**
+ * Writes a streamed answer, one chunk at a time, waiting for each to drain,
+ * so a client that reads slowly holds back the producer instead of filling
+ * memory. Ends when the chunks end or the response closes.
+ */
+async function stream(res: HttpResponse, answer: StreamedAnswer): Promise<void> {
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  res.once("close", onClose);
+  try {
+    res.writeHead(answer.status, answer.headers);
+    for await (const chunk of answer.chunks(gone.signal)) {
+      if (gone.signal.aborted) break;
+      if (!(res as http.ServerResponse).write(chunk)) await drained(res, gone.signal);
+    }
+    if (!gone.signal.aborted) res.end();
+  } finally {
+    res.off("close", onClose);
+    gone.abort();
+  }
+}
+
+function drained(res: HttpResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    res.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function methodNotAllowed(method: string, path: string, allowed: string[]): HttpRefusal {

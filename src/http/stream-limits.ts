@@ -4,13 +4,15 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { renderError, requestSurface, send } from "../answers/render.js";
-import { isLongLived, pathOf } from "./long-lived.js";
+import { isLongLived, isManyPerConnection, pathOf } from "./long-lived.js";
 
 /**
- * Long-lived calls one connection may hold. A health checker needs one watch
+ * Health watches one connection may hold. A health checker needs one watch
  * per service it checks (tally answers for two names), and a few components
  * sharing a channel may each watch; 10 leaves them room, while 100 quiet
  * watches would fill the connection's whole SETTINGS_MAX_CONCURRENT_STREAMS.
+ * Subscriptions are not capped per connection beyond that setting: a client
+ * multiplexes one per topic on one channel.
  */
 const maxLongLivedPerConnection = 10;
 
@@ -72,22 +74,19 @@ export class StreamLimits {
       refuse(req, res, busy(`the server has ${this.maxLongLived} calls like ${pathOf(req.url)} open, its limit; retry shortly`));
       return false;
     }
-    const onConnection = longLived ? (this.longLivedOn.get(connection) ?? 0) : 0;
-    if (longLived && onConnection >= maxLongLivedPerConnection) {
+    const capped = longLived && !isManyPerConnection(req.url);
+    const onConnection = capped ? (this.longLivedOn.get(connection) ?? 0) : 0;
+    if (capped && onConnection >= maxLongLivedPerConnection) {
       refuse(req, res, new ConnectError(`at most ${maxLongLivedPerConnection} calls like ${pathOf(req.url)} may be open on one connection`, Code.ResourceExhausted));
       return false;
     }
     this.open++;
-    if (longLived) {
-      this.longLived++;
-      this.longLivedOn.set(connection, onConnection + 1);
-    }
+    if (longLived) this.longLived++;
+    if (capped) this.longLivedOn.set(connection, onConnection + 1);
     const release = () => {
       this.open--;
-      if (longLived) {
-        this.longLived--;
-        this.longLivedOn.set(connection, this.longLivedOn.get(connection)! - 1);
-      }
+      if (longLived) this.longLived--;
+      if (capped) this.longLivedOn.set(connection, this.longLivedOn.get(connection)! - 1);
     };
     // HTTP/2: the stream's close. HTTP/1.1: the response's, which Node emits when it is done or its connection is gone.
     if (h2 !== undefined) h2.once("close", release);

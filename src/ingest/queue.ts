@@ -42,7 +42,7 @@ export class IngestQueue {
   rejectedEvents = 0;
 
   constructor(
-    private readonly store: EventStore,
+    private readonly store: Pick<EventStore, "append">,
     private readonly limits: QueueLimits,
   ) {}
 

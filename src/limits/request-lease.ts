@@ -48,6 +48,22 @@ export class RequestLease {
   }
 
   /**
+   * Waits until the budget can give `bytes`, for a call that holds nothing
+   * else while it waits (a subscription between pages), so waiting cannot
+   * deadlock; held until released or the request ends.
+   */
+  async holdWhenRoom(bytes: number, signal: AbortSignal): Promise<{ release(): void }> {
+    const reservation = await this.budget.take(Math.min(bytes, this.budget.limitBytes), signal);
+    if (!this.keep(reservation)) return reservation;
+    return {
+      release: () => {
+        this.held.delete(reservation);
+        reservation.release();
+      },
+    };
+  }
+
+  /**
    * Waits until the budget can give a stream message its share: what it
    * decodes to (`decodedBytes`, given back by releaseMessage once the message
    * has committed) and its own bytes (`wireBytes`, held until the next

@@ -4,7 +4,6 @@ import { json, type Rendered } from "../answers/render.js";
 import { ServingStatus, type HealthState } from "../read/health-state.js";
 import type { DecodedBatch } from "../codec/decoded-batch.js";
 import { decodeJsonBytes } from "../codec/json-events.js";
-import { textToRfc3339 } from "../codec/timestamps.js";
 import { readBody } from "../http/body.js";
 import { HttpRefusal, type HttpRequest, type HttpRoute, type RouteContext } from "../http/route-table.js";
 import { holdJsonWeight } from "../limits/json-share.js";
@@ -12,7 +11,10 @@ import { leaseOf } from "../limits/request-lease.js";
 import { JsonWeigher } from "../codec/json-weight.js";
 import type { PublishPipeline } from "../ingest/pipeline.js";
 import type { Reads } from "../read/reads.js";
-import { AppendStatus, type StoredEventRow } from "../store/types.js";
+import { AppendStatus } from "../store/types.js";
+import type { Subscriptions } from "../subscribe/subscriptions.js";
+import { eventStream } from "./event-stream.js";
+import { restEvent } from "./rest-event.js";
 import { eventQuery, integerParam } from "./query.js";
 
 /** What the REST routes translate to; built once by the server. */
@@ -20,6 +22,7 @@ export interface RestCore {
   pipeline: PublishPipeline;
   reads: Reads;
   health: HealthState;
+  subscriptions: Subscriptions;
   /** Largest POST /publish body. */
   maxBodyBytes: number;
 }
@@ -46,6 +49,7 @@ export function restRoutes(core: RestCore): HttpRoute[] {
   return [
     { method: "POST", path: "/publish", handle: (req, context) => publish(core, req, context) },
     { method: "GET", path: "/events", handle: async (req, { query }) => json(200, await events(core, req, query)) },
+    { method: "GET", path: "/events/stream", handle: (req, context) => eventStream(core.subscriptions, req, context) },
     { method: "GET", path: "/stats", handle: async (req, { query }) => json(200, await stats(core, req, query)) },
     { method: "GET", path: "/topics", handle: async (req, { query }) => json(200, await topics(core, req, query)) },
     { method: "GET", path: "/health", handle: async () => health(core) },
@@ -85,18 +89,6 @@ async function events(core: RestCore, req: HttpRequest, params: URLSearchParams)
     count: page.events.length,
     next_cursor: page.nextCursor,
     has_more: page.hasMore,
-  };
-}
-
-function restEvent(row: StoredEventRow) {
-  return {
-    seq: row.seq,
-    topic: row.topic,
-    event_id: row.eventId,
-    timestamp: textToRfc3339(row.ts),
-    source: row.source,
-    payload: JSON.parse(row.payload) as unknown,
-    received_at: row.receivedAt,
   };
 }
 

@@ -1,5 +1,5 @@
-import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import {
   AggregatorService,
@@ -8,7 +8,6 @@ import {
   PublishResultSchema,
   PublishStreamResponseSchema,
   StatsResponseSchema,
-  StoredEventSchema,
   TopicsResponseSchema,
   type Event,
   type EventsRequest,
@@ -17,12 +16,14 @@ import {
 } from "../../gen/aggregator/v1/aggregator_pb.js";
 import type { DecodedBatch } from "../codec/decoded-batch.js";
 import { decodeMessageEvents } from "../codec/message-events.js";
-import { textToTimestamp, timestampToText } from "../codec/timestamps.js";
+import { timestampToText } from "../codec/timestamps.js";
 import { callerOf } from "../auth/interceptor.js";
 import type { BatchOutcome } from "../ingest/outcome.js";
 import type { PublishPipeline } from "../ingest/pipeline.js";
 import type { Reads } from "../read/reads.js";
-import type { StoredEventRow } from "../store/types.js";
+import type { Subscriptions } from "../subscribe/subscriptions.js";
+import { storedEvent } from "./stored-event.js";
+import { subscribeHandlers } from "./subscribe-service.js";
 import { leaseIn } from "../limits/request-lease.js";
 import { untilAborted } from "./stream-messages.js";
 
@@ -30,6 +31,7 @@ import { untilAborted } from "./stream-messages.js";
 export interface RpcCore {
   pipeline: PublishPipeline;
   reads: Reads;
+  subscriptions: Subscriptions;
 }
 
 /** Turns the events field of a publish message, as this route's codec left it, into a decoded batch. */
@@ -72,23 +74,12 @@ export function publishHandlers<T>(pipeline: PublishPipeline, decode: EventsDeco
   };
 }
 
-function storedEvent(row: StoredEventRow) {
-  return create(StoredEventSchema, {
-    seq: BigInt(row.seq),
-    topic: row.topic,
-    eventId: row.eventId,
-    timestamp: textToTimestamp(row.ts),
-    source: row.source,
-    payload: JSON.parse(row.payload) as JsonObject,
-    receivedAt: timestampFromMs(Date.parse(row.receivedAt)),
-  });
-}
-
 /** The AggregatorService handlers of the standard routes (every codec; binary publish takes the fast path). */
-export function aggregatorRoutes({ pipeline, reads }: RpcCore) {
+export function aggregatorRoutes({ pipeline, reads, subscriptions }: RpcCore) {
   return (router: ConnectRouter) =>
     router.service(AggregatorService, {
       ...publishHandlers<Event[]>(pipeline, decodeMessageEvents),
+      ...subscribeHandlers(subscriptions),
 
       async events(req: EventsRequest, ctx: HandlerContext) {
         const page = await reads.page(

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, type ConnectRouter, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { AggregatorService } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { quoted } from "../answers/quote.js";
 import { ServingStatus, type HealthState } from "../read/health-state.js";
@@ -10,17 +10,11 @@ import {
   type HealthCheckRequest,
   type HealthCheckResponse,
 } from "../../gen/grpc/health/v1/health_pb.js";
+import { connectionGoingAwayIn } from "./going-away.js";
 
 /** Names a health check may ask about: "" means the server as a whole. */
 const knownServices = ["", AggregatorService.typeName];
 
-/** Aborted when the connection carrying a call reaches its maximum age; never, unless the front door sets it. */
-const connectionGoingAwayKey = createContextKey<AbortSignal>(new AbortController().signal, { description: "tally connection going away" });
-
-/** Sets the signal a Watch ends on: its connection's going away (http/connection-age.ts). */
-export function withConnectionGoingAway(values: ContextValues, signal: AbortSignal): ContextValues {
-  return values.set(connectionGoingAwayKey, signal);
-}
 
 function response(status: ServingStatus): HealthCheckResponse {
   return create(HealthCheckResponseSchema, { status });
@@ -43,7 +37,7 @@ export function healthRoutes(state: HealthState) {
       // the watch ends with `unavailable`, and the client, which watches again
       // on such an end, does so on a new connection.
       async *watch(req: HealthCheckRequest, ctx: HandlerContext) {
-        const goingAway = ctx.values.get(connectionGoingAwayKey);
+        const goingAway = connectionGoingAwayIn(ctx.values);
         const ended = () => ctx.signal.aborted || goingAway.aborted;
         // One promise for the whole watch, not one pair of listeners per change.
         const ending = Promise.race([aborted(ctx.signal), aborted(goingAway)]);

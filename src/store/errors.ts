@@ -8,8 +8,10 @@
  *   the client is told `unavailable`.
  * - `failed`: a commit failed otherwise; nothing of it was stored, and the
  *   client gets `internal` while the log gets the detail.
+ * - `full`: a bounded table (consumers) holds all it may; the client gets
+ *   `resource_exhausted` with this message.
  */
-export type StoreErrorKind = "unusable" | "unavailable" | "failed";
+export type StoreErrorKind = "unusable" | "unavailable" | "failed" | "full";
 
 /** The one error type a store throws; its message may be shown to clients for `unavailable`, never for `failed`. */
 export class StoreError extends Error {

@@ -37,17 +37,26 @@ export interface StoredEventRow {
   receivedAt: string;
 }
 
-/** Filters of an events page; all optional but the cursor and the page bounds. */
-export interface EventQuery {
+/**
+ * Which events a read or a subscription covers; every filter is optional and
+ * an event must match all that are set. Store-form timestamps: at or after
+ * `since`, before `until`.
+ */
+export interface EventFilter {
   topic?: string;
+  /** Topics that start with this. */
+  topicPrefix?: string;
   source?: string;
+  since?: string;
+  until?: string;
+}
+
+/** Filters of an events page; all optional but the cursor and the page bounds. */
+export interface EventQuery extends EventFilter {
   afterSeq: number;
   limit: number;
   /** Stored bytes the page may hold (eventBytes of its rows); the first row is returned whatever its size, so a page always moves on. */
   maxBytes: number;
-  /** Store-form timestamps: events at or after `since`, before `until`. */
-  since?: string;
-  until?: string;
 }
 
 export interface EventPage {
@@ -95,6 +104,37 @@ export interface TopicPage {
   hasMore: boolean;
 }
 
+/** A durable consumer: its filter, fixed when it was created, and its cursor. */
+export interface ConsumerRecord {
+  name: string;
+  filter: Pick<EventFilter, "topic" | "topicPrefix" | "source" | "since">;
+  /** Every matching event up to this seq is acknowledged. */
+  ackedSeq: number;
+  /** ISO 8601. */
+  createdAt: string;
+  ackedAt?: string;
+}
+
+/** A page of consumers by name. */
+export interface ConsumerPage {
+  consumers: ConsumerRecord[];
+  hasMore: boolean;
+}
+
+/**
+ * Consumers a database may hold: each costs a row and a line in Consumers,
+ * and a name is chosen by clients, so an unbounded number would be memory
+ * and answer size without end.
+ */
+export const maxConsumers = 10_000;
+
+/**
+ * Called after every commit that stored events, before any of its publishers
+ * is answered: `head` is the newest seq now committed, and `rows()` builds the
+ * stored rows (seq order), for a listener that wants them.
+ */
+export type CommitListener = (head: number, rows: () => StoredEventRow[]) => void;
+
 /**
  * What the service needs from storage. Nothing outside src/store/ knows which
  * implementation runs (a PostgreSQL one for several instances is planned);
@@ -112,6 +152,27 @@ export interface EventStore {
   stats(topTopics: number): Promise<StoreStats>;
   /** Topics whose name sorts after `after`, by name, at most `limit`. */
   topics(after: string, limit: number): Promise<TopicPage>;
+  /** The newest committed seq (0 for an empty store). */
+  head(): Promise<number>;
+  /** Registers the one listener told of every commit from now on (subscribe/commit-feed.ts). */
+  onCommit(listener: CommitListener): void;
+  /**
+   * Matching events committed after `afterSeq`, at most `cap` rows examined:
+   * `capped` when there may be more than `count`.
+   */
+  countAfter(filter: EventFilter, afterSeq: number, cap: number): Promise<{ count: number; capped: boolean }>;
+  consumer(name: string): Promise<ConsumerRecord | undefined>;
+  /** Consumers whose name sorts after `after`, by name, at most `limit`. */
+  consumers(after: string, limit: number): Promise<ConsumerPage>;
+  /**
+   * Creates the consumer unless one of that name exists, durably; answers the
+   * stored one either way. Refuses (StoreError `full`) past maxConsumers.
+   */
+  createConsumer(record: ConsumerRecord): Promise<{ record: ConsumerRecord; created: boolean }>;
+  /** Moves the consumer's acked seq up to `seq` (never down), durably; undefined if there is no such consumer. */
+  ack(name: string, seq: number): Promise<ConsumerRecord | undefined>;
+  /** Forgets the consumer, durably; answers what it was, or undefined if there was none. */
+  deleteConsumer(name: string): Promise<ConsumerRecord | undefined>;
   /** Commits everything already handed to append(), then closes. */
   close(): Promise<void>;
 }

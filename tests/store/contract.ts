@@ -282,6 +282,25 @@ async function expectTopicsAgree(store: EventStore): Promise<void> {
 /** RFC 3339 in UTC, as REST hands receivedAt on unchanged and gRPC parses it. */
 const utcRfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
 
+/** The store's operations bound to it, so a wrapper can replace some of them. */
+function bound(store: EventStore): EventStore {
+  return {
+    append: (records) => store.append(records),
+    page: (query) => store.page(query),
+    stats: (topTopics) => store.stats(topTopics),
+    topics: (after, limit) => store.topics(after, limit),
+    head: () => store.head(),
+    onCommit: (listener) => store.onCommit(listener),
+    countAfter: (filter, afterSeq, cap) => store.countAfter(filter, afterSeq, cap),
+    consumer: (name) => store.consumer(name),
+    consumers: (after, limit) => store.consumers(after, limit),
+    createConsumer: (record) => store.createConsumer(record),
+    ack: (name, seq) => store.ack(name, seq),
+    deleteConsumer: (name) => store.deleteConsumer(name),
+    close: () => store.close(),
+  };
+}
+
 /** Registers the contract suite for one store implementation. */
 export function describeEventStoreContract(name: string, open: OpenEventStore): void {
   describe(`${name}: EventStore contract`, () => {
@@ -292,10 +311,7 @@ export function describeEventStoreContract(name: string, open: OpenEventStore): 
       const store = await open(dir);
       let closing: Promise<void> | undefined;
       const tracked: EventStore = {
-        append: (records) => store.append(records),
-        page: (query) => store.page(query),
-        stats: (topTopics) => store.stats(topTopics),
-        topics: (after, limit) => store.topics(after, limit),
+        ...bound(store),
         close: () => {
           openStores.delete(tracked);
           return (closing ??= store.close());

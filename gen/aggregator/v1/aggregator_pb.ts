@@ -674,8 +674,9 @@ export type SubscribeRequest = Message<"aggregator.v1.SubscribeRequest"> & {
 
   /**
    * Quiet time after which a heartbeat is sent: 15,000 when unset, at least
-   * 100, at most 3,600,000. A heartbeat is also sent each time the
-   * subscription catches up with the newest commit.
+   * 100, at most 3,600,000. A heartbeat with caught_up is also sent when the
+   * subscription first reaches the newest commit, and again whenever it
+   * reaches it after reading from the database (it had fallen behind).
    *
    * @generated from field: uint32 heartbeat_ms = 8;
    */
@@ -873,7 +874,7 @@ export type ConsumersRequest = Message<"aggregator.v1.ConsumersRequest"> & {
   after: string;
 
   /**
-   * Page size: 100 when unset, at most 1000.
+   * Page size: 100 when unset, at most 500.
    *
    * @generated from field: uint32 limit = 2;
    */
@@ -928,14 +929,16 @@ export type ConsumerInfo = Message<"aggregator.v1.ConsumerInfo"> & {
   ackedSeq: bigint;
 
   /**
-   * Matching events committed after acked_seq, counted up to 100,000.
+   * Matching events committed after acked_seq. Counting stops after 10,000
+   * stored events (through the topic index for a topic filter, by seq
+   * otherwise), so a listing stays fast.
    *
    * @generated from field: uint64 lag = 7;
    */
   lag: bigint;
 
   /**
-   * True when lag stopped counting at 100,000: there are at least that many.
+   * True when counting stopped before the newest commit: there may be more.
    *
    * @generated from field: bool lag_capped = 8;
    */

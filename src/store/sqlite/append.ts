@@ -16,7 +16,7 @@ const fieldsPerEvent = 5;
  * outcome of all of them, batch after batch in one pair of arrays: one
  * message carries it back to the main thread however many batches there were.
  */
-export type GroupAppender = (batches: FlatBatch[]) => AppendResult;
+export type GroupAppender = (batches: FlatBatch[]) => AppendResult & { receivedAt: string };
 
 /**
  * Builds the group-commit transaction: insert every event, learn from the
@@ -36,7 +36,7 @@ export function createGroupAppender(db: Database.Database): GroupAppender {
   const bumpTopic = db.prepare("UPDATE topic_counts SET count = count + ? WHERE topic = ?");
   const addTopic = db.prepare("INSERT INTO topic_counts (topic, count) VALUES (?, ?)");
 
-  const appendGroup = db.transaction((batches: FlatBatch[]): AppendResult => {
+  const appendGroup = db.transaction((batches: FlatBatch[]): AppendResult & { receivedAt: string } => {
     const receivedAt = new Date().toISOString();
     const storedPerTopic = new Map<string, number>();
     let received = 0;
@@ -79,7 +79,7 @@ export function createGroupAppender(db: Database.Database): GroupAppender {
       }
     }
     bumpCounters.run(received, accepted, duplicates, conflicts, newTopics);
-    return { statuses, seqs };
+    return { statuses, seqs, receivedAt };
   });
 
   return (batches) => appendGroup.immediate(batches);

@@ -41,6 +41,20 @@ export const migrations: readonly string[] = [
   UPDATE counters SET topics = (SELECT count(*) FROM topic_counts);
   CREATE INDEX topic_counts_by_count ON topic_counts (count DESC, topic);
   `,
+  // Durable consumers: a cursor per name, committed by the same writer as the
+  // events it points into. Filters are '' when unset.
+  `
+  CREATE TABLE consumers (
+    name         TEXT PRIMARY KEY,
+    topic        TEXT NOT NULL,
+    topic_prefix TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    since        TEXT NOT NULL,
+    acked_seq    INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    acked_at     TEXT
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Schema version this build writes. */

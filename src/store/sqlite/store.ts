@@ -1,7 +1,8 @@
 import type Database from "better-sqlite3";
 import type { Logger } from "pino";
 import { StoreError } from "../errors.js";
-import type { Durability, EventStore } from "../types.js";
+import { maxConsumers, type Durability, type EventStore } from "../types.js";
+import type { ConsumerChange, ConsumerOutcome } from "./consumer-writes.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { createStoreReader, type StoreReader } from "./reader.js";
 import { openForReading } from "./schema.js";
@@ -27,12 +28,25 @@ export async function openSqliteStore(dbPath: string, durability: Durability, lo
     throw new StoreError("unusable", `cannot read ${dbPath}: ${(err as Error).message}`);
   }
   const checkpointer = durability === "normal" ? startCheckpointer(dbPath, log) : undefined;
+  const change = (c: ConsumerChange): Promise<ConsumerOutcome> => writer.changeConsumer(c);
 
   return {
     append: (records) => writer.append(records),
     page: async (query) => reader.page(query),
     stats: async (topTopics) => reader.stats(topTopics),
     topics: async (after, limit) => reader.topics(after, limit),
+    head: async () => reader.head(),
+    onCommit: (listener) => writer.onCommit(listener),
+    countAfter: async (filter, afterSeq, cap) => reader.countAfter(filter, afterSeq, cap),
+    consumer: async (name) => reader.consumer(name),
+    consumers: async (after, limit) => reader.consumers(after, limit),
+    async createConsumer(record) {
+      const outcome = await change({ kind: "create", record });
+      if (outcome.full) throw new StoreError("full", `the database holds ${maxConsumers} consumers, its limit; delete unused ones (DeleteConsumer)`);
+      return { record: outcome.record!, created: outcome.created };
+    },
+    ack: async (name, seq) => (await change({ kind: "ack", name, seq, at: new Date().toISOString() })).record,
+    deleteConsumer: async (name) => (await change({ kind: "delete", name })).record,
     async close() {
       await checkpointer?.stop();
       await writer.close();

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { createGroupAppender, type GroupAppender } from "./append.js";
+import { createConsumerWriter, type ConsumerChange, type ConsumerOutcome } from "./consumer-writes.js";
 import { unpackBatch } from "./packed-batch.js";
 import { openForWriting } from "./schema.js";
 import type { FromWriter, ToWriter, WriterOptions } from "./writer-protocol.js";
@@ -26,9 +27,11 @@ function send(message: FromWriter, transfer: ArrayBuffer[] = []): void {
 
 let db: Database.Database;
 let appendGroup: GroupAppender;
+let changeConsumers: (changes: ConsumerChange[]) => ConsumerOutcome[];
 try {
   db = openForWriting(options.dbPath, options.durability);
   appendGroup = createGroupAppender(db);
+  changeConsumers = createConsumerWriter(db);
   send({ type: "ready" });
 } catch (err) {
   send({ type: "open-failed", message: describeOpenFailure(err) });
@@ -37,6 +40,8 @@ try {
 
 let pendingIds: number[] = [];
 let pendingBatches: string[] = [];
+let pendingChangeIds: number[] = [];
+let pendingChanges: ConsumerChange[] = [];
 let flushScheduled = false;
 let closeRequested = false;
 let closed = false;
@@ -47,6 +52,9 @@ function accept(message: ToWriter): void {
       pendingIds.push(message.ids[i]!);
       pendingBatches.push(message.packed[i]!);
     }
+  } else if (message.type === "consumer") {
+    pendingChangeIds.push(message.id);
+    pendingChanges.push(message.change);
   } else if (message.type === "close") closeRequested = true;
 }
 
@@ -66,6 +74,7 @@ function flush(): void {
   if (closed) return;
   drainPort();
   if (pendingIds.length > 0) commit();
+  if (pendingChangeIds.length > 0) commitConsumerChanges();
   if (closeRequested) {
     closed = true;
     db.close();
@@ -80,19 +89,36 @@ function commit(): void {
   pendingIds = [];
   pendingBatches = [];
   try {
-    const { statuses, seqs } = appendGroup(batches.map(unpackBatch));
-    send({ type: "appended", ids, statuses, seqs }, [statuses.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
+    const { statuses, seqs, receivedAt } = appendGroup(batches.map(unpackBatch));
+    send({ type: "appended", ids, statuses, seqs, receivedAt }, [statuses.buffer as ArrayBuffer, seqs.buffer as ArrayBuffer]);
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const retryable = typeof code === "string" && retryableCodes.test(code);
-    send({
-      type: "failed",
-      ids,
-      retryable,
-      message: retryable ? storageMessage(code as string) : "storage error",
-      detail: err instanceof Error ? err.message : String(err),
-    });
+    sendFailure(ids, err);
   }
+}
+
+/** Consumer changes commit after the turn's events, in a transaction of their own: an ack never waits for a large group. */
+function commitConsumerChanges(): void {
+  const ids = pendingChangeIds;
+  const changes = pendingChanges;
+  pendingChangeIds = [];
+  pendingChanges = [];
+  try {
+    send({ type: "consumers-changed", ids, outcomes: changeConsumers(changes) });
+  } catch (err) {
+    sendFailure(ids, err);
+  }
+}
+
+function sendFailure(ids: number[], err: unknown): void {
+  const code = (err as { code?: unknown }).code;
+  const retryable = typeof code === "string" && retryableCodes.test(code);
+  send({
+    type: "failed",
+    ids,
+    retryable,
+    message: retryable ? storageMessage(code as string) : "storage error",
+    detail: err instanceof Error ? err.message : String(err),
+  });
 }
 
 function storageMessage(code: string): string {

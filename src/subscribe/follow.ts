@@ -1,0 +1,137 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { RequestLease } from "../limits/request-lease.js";
+import { eventBytes, type EventPage, type EventQuery, type StoredEventRow } from "../store/types.js";
+import type { CommitFeed } from "./commit-feed.js";
+import type { SubscriptionFilter } from "./filter.js";
+
+/** One thing a subscription delivers. */
+export type FollowItem =
+  | { kind: "event"; row: StoredEventRow }
+  | {
+      kind: "heartbeat";
+      head: number;
+      /** Every committed event up to head has been examined. */
+      caughtUp: boolean;
+      /** Every matching event up to here has been delivered. */
+      cursor: number;
+    };
+
+/** Where events come from when memory does not hold them: a page of the database. */
+export type PageReader = (query: EventQuery) => Promise<EventPage>;
+
+/** Lets a durable consumer hold delivery back (acks.ts); a plain subscription never waits. */
+export interface DeliveryWindow {
+  /** Resolves true when the next event may go, false after `ms` without room (a heartbeat is due). */
+  room(ms: number, signal: AbortSignal): Promise<boolean>;
+  delivered(seq: number): void;
+}
+
+export interface FollowOptions {
+  filter: SubscriptionFilter;
+  /** Deliver events with a larger seq. */
+  afterSeq: number;
+  heartbeatMs: number;
+  /** End with resource_exhausted once caught up and then more than this many seqs behind; 0 for never. */
+  maxLag: number;
+  /** Rows and stored bytes of one database page. */
+  pageRows: number;
+  pageBytes: number;
+  window?: DeliveryWindow;
+}
+
+/**
+ * Heap a page of events holds while it is delivered, per stored byte: the
+ * rows, and each event's encoded message as it is written.
+ */
+const heldBytesPerStoredByte = 2;
+
+/**
+ * A subscription: a cursor that walks the database, then the recent commits,
+ * then waits for the next commit, and never holds more than one page.
+ *
+ * No gap and no duplicate where replay turns into live: the feed counts this
+ * subscriber in before its first read, so every commit from then on is kept
+ * in memory (commit-feed.ts), and whatever the database read already
+ * delivered is skipped because memory is only read after the cursor. When
+ * memory has dropped what follows the cursor (a slow reader), the next page
+ * comes from the database again; nothing is lost and nothing is dropped.
+ *
+ * The generator is pulled only as fast as the client reads (connect-node
+ * waits for the socket to drain before each write), so a slow reader costs
+ * one page of memory, held against the request's share of the budget.
+ */
+export async function* follow(feed: CommitFeed, readPage: PageReader, lease: RequestLease, options: FollowOptions, signal: AbortSignal): AsyncGenerator<FollowItem> {
+  const unfollow = feed.follow();
+  let cursor = options.afterSeq;
+  let caughtUpOnce = false;
+  // Whether the events since the last caught-up heartbeat came from the database: reaching the head then is news.
+  let replaying = true;
+  let quietSince = Date.now();
+  try {
+    for (;;) {
+      if (signal.aborted) return;
+      const recent = feed.after(cursor, options.filter, options.pageRows, options.pageBytes);
+      let rows: StoredEventRow[];
+      let next: number;
+      let held: { release(): void } | undefined;
+      if (recent === undefined) {
+        // Everything up to the feed's head had committed before this read began, so a page that
+        // found nothing more has examined up to there (an indexed page's cursor stays at its last row).
+        const headBefore = feed.head;
+        const page = await readPage({ ...options.filter, afterSeq: cursor, limit: options.pageRows, maxBytes: options.pageBytes });
+        rows = page.events;
+        next = page.hasMore ? page.nextCursor : Math.max(page.nextCursor, headBefore);
+        replaying = true;
+        let bytes = 0;
+        for (const row of rows) bytes += eventBytes(row);
+        held = await lease.holdWhenRoom(bytes * heldBytesPerStoredByte, signal);
+      } else {
+        rows = recent.rows;
+        next = recent.cursor;
+      }
+      try {
+        for (const row of rows) {
+          if (options.window !== undefined) {
+            while (!(await options.window.room(untilHeartbeat(quietSince, options.heartbeatMs), signal))) {
+              if (signal.aborted) return;
+              yield { kind: "heartbeat", head: feed.head, caughtUp: false, cursor };
+              quietSince = Date.now();
+            }
+          }
+          yield { kind: "event", row };
+          quietSince = Date.now();
+          cursor = row.seq;
+          options.window?.delivered(row.seq);
+        }
+      } finally {
+        held?.release();
+      }
+      cursor = Math.max(cursor, next);
+      if (caughtUpOnce && options.maxLag > 0 && feed.head - cursor > options.maxLag) {
+        throw new ConnectError(
+          `the subscriber fell ${feed.head - cursor} events behind the newest commit, more than its max_lag of ${options.maxLag}; subscribe again with after_seq ${cursor} to resume`,
+          Code.ResourceExhausted,
+        );
+      }
+      if (cursor < feed.head) continue;
+      // Nothing more committed: live from here.
+      if (replaying) {
+        caughtUpOnce = true;
+        replaying = false;
+        yield { kind: "heartbeat", head: feed.head, caughtUp: true, cursor };
+        quietSince = Date.now();
+      }
+      await feed.waitBeyond(cursor, untilHeartbeat(quietSince, options.heartbeatMs), signal);
+      if (feed.head <= cursor && !signal.aborted && Date.now() - quietSince >= options.heartbeatMs) {
+        yield { kind: "heartbeat", head: feed.head, caughtUp: true, cursor };
+        quietSince = Date.now();
+      }
+    }
+  } finally {
+    unfollow();
+  }
+}
+
+function untilHeartbeat(quietSince: number, heartbeatMs: number): number {
+  return Math.max(0, quietSince + heartbeatMs - Date.now());
+}

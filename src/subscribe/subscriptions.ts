@@ -1,0 +1,61 @@
+import type { RequestLease } from "../limits/request-lease.js";
+import type { EventStore } from "../store/types.js";
+import type { CommitFeed } from "./commit-feed.js";
+import type { DurableConsumers } from "./consumers.js";
+import { follow, type FollowItem } from "./follow.js";
+import { startSeq } from "./consumers.js";
+import type { SubscriptionFilter } from "./filter.js";
+import type { SubscriptionRequest } from "./request.js";
+
+/**
+ * Rows of one catch-up page. 1000 rows read in a few milliseconds of the
+ * main thread (the same bound as an Events page), so catch-up reads never
+ * stall other requests for long.
+ */
+const pageRows = 1000;
+
+/**
+ * Subscriptions as every front door opens them (Subscribe, GET
+ * /events/stream): a cursor over the store and the commit feed, attached to
+ * its durable consumer when it names one. Memory per subscription: one page
+ * (at most --max-page-bytes of stored events, held against the memory budget
+ * while it is delivered), a few hundred bytes of state, and, for a durable
+ * consumer, 8 bytes per unacknowledged event (max_unacked).
+ */
+export class Subscriptions {
+  constructor(
+    private readonly feed: CommitFeed,
+    private readonly store: EventStore,
+    readonly consumers: DurableConsumers,
+    private readonly pageBytes: number,
+  ) {}
+
+  /** The newest committed seq. */
+  get head(): number {
+    return this.feed.head;
+  }
+
+  /** Matching events committed after `afterSeq`, examining at most `cap` stored events. */
+  lag(filter: SubscriptionFilter, afterSeq: number, cap: number): Promise<{ count: number; capped: boolean }> {
+    return this.store.countAfter(filter, afterSeq, cap);
+  }
+
+  /** The subscription's items until `signal` aborts, a newer subscription takes its consumer over, or it fails. */
+  async *open(request: SubscriptionRequest, lease: RequestLease, signal: AbortSignal): AsyncGenerator<FollowItem> {
+    const base = { filter: request.filter, heartbeatMs: request.heartbeatMs, maxLag: request.maxLag, pageRows, pageBytes: this.pageBytes };
+    const readPage = (query: Parameters<EventStore["page"]>[0]) => this.store.page(query);
+    if (request.consumer === undefined) {
+      yield* follow(this.feed, readPage, lease, { ...base, afterSeq: startSeq(request.start, this.feed.head, 0) }, signal);
+      return;
+    }
+    const consumer = await this.consumers.attach(request.consumer, request.filter, request.start, request.maxUnacked);
+    const both = AbortSignal.any([signal, consumer.ended]);
+    try {
+      yield* follow(this.feed, readPage, lease, { ...base, afterSeq: consumer.afterSeq, window: consumer.window }, both);
+      // Taken over or deleted: end with that reason rather than quietly.
+      if (consumer.ended.aborted && !signal.aborted) throw consumer.ended.reason;
+    } finally {
+      consumer.detach();
+    }
+  }
+}
