@@ -38,7 +38,8 @@ export function addConnectionOptions(command: Command): Command {
  * the server ended on purpose. Binary protobuf keeps a big publish cheap.
  */
 export function connect(options: ConnectionOptions, tuning: { pingIntervalMs?: number } = {}): TallyClient {
-  const url = parseTarget(options.target);
+  // An empty TALLY_TARGET is unset, as an empty TALLY_TOKEN is.
+  const url = parseTarget(options.target === "" ? defaultTarget : options.target);
   const interceptors: Interceptor[] = [];
   if (options.token !== undefined && options.token !== "") {
     const header = `Bearer ${options.token}`;

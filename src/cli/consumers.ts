@@ -16,7 +16,9 @@ export function addConsumersCommand(program: Command): void {
     .command("consumers")
     .summary(summaryOf("consumers"))
     .description("List durable consumers with their acked seq and lag (Consumers); `consumers delete NAME` forgets one")
-    .option("--json", "print each consumer as one line of proto JSON (NDJSON)");
+    .option("--json", "print each consumer as one line of proto JSON (NDJSON)")
+    // Both have --target: without this (and the program's) the parent would take delete's flags, and delete would connect to the default.
+    .enablePositionalOptions();
   addConnectionOptions(consumers).action((o: ConsumersOptions) => listConsumers(o));
 
   const remove = consumers

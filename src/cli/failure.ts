@@ -20,7 +20,9 @@ export function describeFailure(err: unknown): { text: string; code: number } {
 
 /** `permission_denied: token "x" lacks ...`: the Connect code as scripts and docs spell it, then the server's message. */
 export function connectErrorText(err: ConnectError): string {
-  return `${codeToString(err.code)}: ${err.rawMessage}`;
+  const text = `${codeToString(err.code)}: ${err.rawMessage}`;
+  // Node's TLS errors say what is wrong with the certificate, not what to do about it.
+  return /certificate/i.test(err.rawMessage) ? `${text} (trust the server's certificate with --ca <file>)` : text;
 }
 
 /** A failure already put into words for the person (several lines, perhaps), with its exit code. */

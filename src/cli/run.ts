@@ -13,7 +13,9 @@ export function buildProgram(): Command {
     .exitOverride()
     // Commander's own "error: ..." becomes "tally: ...", like every other failure of the CLI.
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, "tally: ")) })
-    .showHelpAfterError("(add --help for the options)");
+    .showHelpAfterError("(add --help for the options)")
+    // Each command owns the flags after its name (consumers and consumers delete both take --target).
+    .enablePositionalOptions();
   addTailCommand(program);
   addPublishCommand(program);
   addEventsCommand(program);
