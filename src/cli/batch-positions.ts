@@ -10,7 +10,8 @@ import type { Position } from "./event-input.js";
  */
 export class BatchPositions {
   private readonly firsts: Position[] = [];
-  private readonly recent = new Map<number, Position[]>();
+  /** Kept as numbers, not objects: a million events in flight must not cost a million objects. NaN and -1 stand for "none". */
+  private readonly recent = new Map<number, { lines: Float64Array; indexes: Int32Array }>();
 
   constructor(private readonly keepWhole = 1024) {}
 
@@ -18,13 +19,23 @@ export class BatchPositions {
   add(positions: Position[]): void {
     const message = this.firsts.length;
     this.firsts.push(positions[0] ?? {});
-    this.recent.set(message, positions);
+    const lines = new Float64Array(positions.length);
+    const indexes = new Int32Array(positions.length);
+    positions.forEach((p, i) => {
+      lines[i] = p.line ?? Number.NaN;
+      indexes[i] = p.index ?? -1;
+    });
+    this.recent.set(message, { lines, indexes });
     this.recent.delete(message - this.keepWhole);
   }
 
   /** Where event `event` of message `message` came from; undefined for a message never sent or forgotten. */
   find(message: number, event: number): Position | undefined {
-    return this.recent.get(message)?.[event];
+    const kept = this.recent.get(message);
+    if (kept === undefined || event >= kept.lines.length) return undefined;
+    const line = kept.lines[event]!;
+    const index = kept.indexes[event]!;
+    return { ...(Number.isNaN(line) ? {} : { line }), ...(index < 0 ? {} : { index }) };
   }
 
   /** Where message `message` began. */
