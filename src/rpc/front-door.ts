@@ -14,6 +14,7 @@ import { connectionGoingAway } from "../http/connection-age.js";
 import { withConnectionGoingAway } from "./going-away.js";
 import { healthRoutes } from "./health-service.js";
 import { leanGrpcPublish } from "./lean-grpc-publish.js";
+import { leanGrpcSubscribe } from "./lean-grpc-subscribe.js";
 import { isBinaryPublish, rawPublishRoutes } from "./raw-events-service.js";
 import { withRpcEdge } from "./rpc-edge.js";
 
@@ -47,9 +48,10 @@ function errorInterceptor(log: Logger): Interceptor {
 
 /**
  * The RPC paths: gRPC, gRPC-Web and Connect (JSON and binary) by connect-node,
- * with two faster ways to the same handlers. Binary Publish and PublishStream
+ * with faster ways to the same handlers. Binary Publish and PublishStream
  * decode each event's raw bytes (raw-events-service.ts); unary gRPC Publish
- * skips connect-es altogether (lean-grpc-publish.ts). All of them pass the
+ * and gRPC Subscribe skip connect-es altogether (lean-grpc-publish.ts,
+ * lean-grpc-subscribe.ts). All of them pass the
  * same gate and end in the same pipeline. A path that names no RPC is
  * answered `unimplemented` (RPC-shaped) or `not_found`.
  */
@@ -81,8 +83,16 @@ export function rpcFrontDoor(core: RpcCore & { health: HealthState }, options: R
   });
   const raw = connectNodeAdapter({ ...adapterOptions, routes: withRpcEdge(rawPublishRoutes(core.pipeline), options.readMaxBytes) });
   const lean = leanGrpcPublish({ pipeline: core.pipeline, gate: options.gate, log: options.log, readMaxBytes: options.readMaxBytes, maxTimeoutMs: maxClientTimeoutMs });
+  const leanSubscribe = leanGrpcSubscribe({
+    subscriptions: core.subscriptions,
+    gate: options.gate,
+    log: options.log,
+    maxTimeoutMs: maxClientTimeoutMs,
+    shutdownSignal: options.shutdownSignal,
+  });
   return (req, res) => {
     if (lean.accepts(req)) lean.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
+    else if (leanSubscribe.accepts(req)) leanSubscribe.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
     else (isBinaryPublish(req.url, req.headers) ? raw : standard)(req, res);
   };
 }

@@ -20,7 +20,7 @@ import { leaseIn } from "../limits/request-lease.js";
 import type { ConsumerRecord, StoredEventRow } from "../store/types.js";
 import { checkConsumerName } from "../subscribe/consumers.js";
 import type { FollowItem } from "../subscribe/follow.js";
-import { checkSubscription, type SubscriptionAsked } from "../subscribe/request.js";
+import { checkSubscription, type SubscriptionAsked, type SubscriptionRequest } from "../subscribe/request.js";
 import type { Subscriptions } from "../subscribe/subscriptions.js";
 import { connectionGoingAwayIn } from "./going-away.js";
 import { storedEvent } from "./stored-event.js";
@@ -56,11 +56,37 @@ function eventResponse(row: StoredEventRow): SubscribeResponse {
   return response;
 }
 
-function itemResponse(item: FollowItem): SubscribeResponse {
-  if (item.kind === "event") return eventResponse(item.row);
+/** A SubscribeRequest checked and in subscribe/'s terms; refused with invalid_argument naming the field. Both Subscribe paths use it. */
+export function subscriptionRequest(req: SubscribeRequest): SubscriptionRequest {
+  const start = starts.get(req.start);
+  if (start === undefined) throw new ConnectError(`start ${req.start} is not a known start`, Code.InvalidArgument);
+  return checkSubscription(
+    {
+      topic: req.topic,
+      topicPrefix: req.topicPrefix,
+      source: req.source,
+      afterSeq: Number(req.afterSeq),
+      start,
+      since: req.since === undefined ? undefined : timestampToText(req.since),
+      consumer: req.consumer,
+      heartbeatMs: req.heartbeatMs,
+      maxUnacked: req.maxUnacked,
+      maxLag: Number(req.maxLag),
+    },
+    { afterSeq: "after_seq", topicPrefix: "topic_prefix" },
+  );
+}
+
+/** The message a subscription's heartbeat is sent as. */
+export function heartbeatResponse(item: FollowItem & { kind: "heartbeat" }): SubscribeResponse {
   return create(SubscribeResponseSchema, {
     item: { case: "heartbeat", value: { headSeq: BigInt(item.head), caughtUp: item.caughtUp, cursor: BigInt(item.cursor) } },
   });
+}
+
+/** The answer of a subscription its connection's age ended: the client resumes on a new connection. */
+export function goingAwayError(cursor: number): ConnectError {
+  return new ConnectError(`the connection has reached its maximum age: subscribe again on a new connection with after_seq ${cursor}`, Code.Unavailable);
 }
 
 /** Subscribe, Ack, Consumers and DeleteConsumer: a thin translation onto subscribe/. */
@@ -68,34 +94,25 @@ export function subscribeHandlers(subscriptions: Subscriptions) {
   const consumers = subscriptions.consumers;
   return {
     async *subscribe(req: SubscribeRequest, ctx: HandlerContext) {
-      const start = starts.get(req.start);
-      if (start === undefined) throw new ConnectError(`start ${req.start} is not a known start`, Code.InvalidArgument);
-      const request = checkSubscription(
-        {
-          topic: req.topic,
-          topicPrefix: req.topicPrefix,
-          source: req.source,
-          afterSeq: Number(req.afterSeq),
-          start,
-          since: req.since === undefined ? undefined : timestampToText(req.since),
-          consumer: req.consumer,
-          heartbeatMs: req.heartbeatMs,
-          maxUnacked: req.maxUnacked,
-          maxLag: Number(req.maxLag),
-        },
-        { afterSeq: "after_seq", topicPrefix: "topic_prefix" },
-      );
+      const request = subscriptionRequest(req);
       callerOf(ctx.values).authorizeRead(request.filter, "Subscribe");
       // A subscription lasts as long as its connection: at its age it ends with `unavailable`, and the client resumes on a new one.
       const goingAway = connectionGoingAwayIn(ctx.values);
       let cursor = 0;
       for await (const item of subscriptions.open(request, leaseIn(ctx.values), AbortSignal.any([ctx.signal, goingAway]))) {
-        cursor = item.kind === "event" ? item.row.seq : item.cursor;
-        yield itemResponse(item);
+        if (item.kind === "heartbeat") {
+          cursor = item.cursor;
+          yield heartbeatResponse(item);
+          continue;
+        }
+        for (const row of item.rows) {
+          yield eventResponse(row);
+          cursor = row.seq;
+        }
       }
-      if (goingAway.aborted && !ctx.signal.aborted) {
-        throw new ConnectError(`the connection has reached its maximum age: subscribe again on a new connection with after_seq ${cursor}`, Code.Unavailable);
-      }
+      // Draining for shutdown aborts the call with `unavailable`: say so, rather than end as if the subscription were complete.
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (goingAway.aborted) throw goingAwayError(cursor);
     },
 
     async ack(req: AckRequest, ctx: HandlerContext) {

@@ -1,3 +1,4 @@
+import type { StoredEventRow } from "../store/types.js";
 import type { DeliveryWindow } from "./follow.js";
 
 /**
@@ -23,27 +24,27 @@ export class AckWindow implements DeliveryWindow {
     return this.pending.length - this.first;
   }
 
-  room(ms: number, signal: AbortSignal): Promise<boolean> {
-    if (this.unacked < this.maxUnacked) return Promise.resolve(true);
-    if (signal.aborted) return Promise.resolve(false);
+  room(ms: number, signal: AbortSignal): Promise<number> {
+    if (this.unacked < this.maxUnacked) return Promise.resolve(this.maxUnacked - this.unacked);
+    if (signal.aborted) return Promise.resolve(0);
     return new Promise((resolve) => {
-      const done = (ok: boolean) => {
+      const done = (room: number) => {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         this.wake = undefined;
-        resolve(ok);
+        resolve(room);
       };
-      const onAbort = () => done(false);
-      const timer = setTimeout(() => done(false), ms);
+      const onAbort = () => done(0);
+      const timer = setTimeout(() => done(0), ms);
       signal.addEventListener("abort", onAbort, { once: true });
       this.wake = () => {
-        if (this.unacked < this.maxUnacked) done(true);
+        if (this.unacked < this.maxUnacked) done(this.maxUnacked - this.unacked);
       };
     });
   }
 
-  delivered(seq: number): void {
-    if (seq > this.ackedSeq) this.pending.push(seq);
+  delivered(rows: readonly StoredEventRow[]): void {
+    for (const row of rows) if (row.seq > this.ackedSeq) this.pending.push(row.seq);
   }
 
   /** The consumer's acknowledged seq moved to `seq` (AckAll): everything delivered up to it is done. */

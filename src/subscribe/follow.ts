@@ -4,9 +4,12 @@ import { eventBytes, type EventPage, type EventQuery, type StoredEventRow } from
 import type { CommitFeed } from "./commit-feed.js";
 import type { SubscriptionFilter } from "./filter.js";
 
-/** One thing a subscription delivers. */
+/**
+ * What a subscription delivers: events in seq order, a page or part of one
+ * at a time (so a front door can write them in one go), or a heartbeat.
+ */
 export type FollowItem =
-  | { kind: "event"; row: StoredEventRow }
+  | { kind: "events"; rows: StoredEventRow[] }
   | {
       kind: "heartbeat";
       head: number;
@@ -19,11 +22,11 @@ export type FollowItem =
 /** Where events come from when memory does not hold them: a page of the database. */
 export type PageReader = (query: EventQuery) => Promise<EventPage>;
 
-/** Lets a durable consumer hold delivery back (acks.ts); a plain subscription never waits. */
+/** Lets a durable consumer hold delivery back (ack-window.ts); a plain subscription never waits. */
 export interface DeliveryWindow {
-  /** Resolves true when the next event may go, false after `ms` without room (a heartbeat is due). */
-  room(ms: number, signal: AbortSignal): Promise<boolean>;
-  delivered(seq: number): void;
+  /** Resolves with how many events may go now (at least 1), or 0 after `ms` without room (a heartbeat is due). */
+  room(ms: number, signal: AbortSignal): Promise<number>;
+  delivered(seqs: readonly StoredEventRow[]): void;
 }
 
 export interface FollowOptions {
@@ -56,9 +59,10 @@ const heldBytesPerStoredByte = 2;
  * memory has dropped what follows the cursor (a slow reader), the next page
  * comes from the database again; nothing is lost and nothing is dropped.
  *
- * The generator is pulled only as fast as the client reads (connect-node
- * waits for the socket to drain before each write), so a slow reader costs
- * one page of memory, held against the request's share of the budget.
+ * The generator is pulled only as fast as the client reads (every front
+ * door waits for the socket to drain before it asks for more), so a slow
+ * reader costs one page of memory, held against the request's share of the
+ * budget while it is delivered.
  */
 export async function* follow(feed: CommitFeed, readPage: PageReader, lease: RequestLease, options: FollowOptions, signal: AbortSignal): AsyncGenerator<FollowItem> {
   const unfollow = feed.follow();
@@ -73,7 +77,6 @@ export async function* follow(feed: CommitFeed, readPage: PageReader, lease: Req
       const recent = feed.after(cursor, options.filter, options.pageRows, options.pageBytes);
       let rows: StoredEventRow[];
       let next: number;
-      let held: { release(): void } | undefined;
       if (recent === undefined) {
         // Everything up to the feed's head had committed before this read began, so a page that
         // found nothing more has examined up to there (an indexed page's cursor stays at its last row).
@@ -82,26 +85,31 @@ export async function* follow(feed: CommitFeed, readPage: PageReader, lease: Req
         rows = page.events;
         next = page.hasMore ? page.nextCursor : Math.max(page.nextCursor, headBefore);
         replaying = true;
-        let bytes = 0;
-        for (const row of rows) bytes += eventBytes(row);
-        held = await lease.holdWhenRoom(bytes * heldBytesPerStoredByte, signal);
       } else {
         rows = recent.rows;
         next = recent.cursor;
       }
+      let bytes = 0;
+      for (const row of rows) bytes += eventBytes(row);
+      const held = rows.length === 0 ? undefined : await lease.holdWhenRoom(bytes * heldBytesPerStoredByte, signal);
       try {
-        for (const row of rows) {
+        for (let at = 0; at < rows.length; ) {
+          let take = rows.length - at;
           if (options.window !== undefined) {
-            while (!(await options.window.room(untilHeartbeat(quietSince, options.heartbeatMs), signal))) {
+            let room: number;
+            while ((room = await options.window.room(untilHeartbeat(quietSince, options.heartbeatMs), signal)) === 0) {
               if (signal.aborted) return;
               yield { kind: "heartbeat", head: feed.head, caughtUp: false, cursor };
               quietSince = Date.now();
             }
+            take = Math.min(take, room);
           }
-          yield { kind: "event", row };
+          const batch = at === 0 && take === rows.length ? rows : rows.slice(at, at + take);
+          yield { kind: "events", rows: batch };
           quietSince = Date.now();
-          cursor = row.seq;
-          options.window?.delivered(row.seq);
+          at += take;
+          cursor = batch.at(-1)!.seq;
+          options.window?.delivered(batch);
         }
       } finally {
         held?.release();

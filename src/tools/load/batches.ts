@@ -1,5 +1,5 @@
 import type { EventCache } from "./event-cache.js";
-import { varintSize, writeVarint } from "./proto-encode.js";
+import { varintSize, writeVarint } from "../../codec/proto-writer.js";
 import type { Workload } from "./workload.js";
 
 /** How the load reaches the server. */

@@ -1,5 +1,6 @@
 import { eventFields, jsonEvent, topicNames } from "./events.js";
-import { ProtoWriter, writeEvent } from "./proto-encode.js";
+import { ProtoWriter } from "../../codec/proto-writer.js";
+import { writeEvent } from "./proto-encode.js";
 
 /**
  * The encoded form of each event of a seeded workload, made once. Re-sends
