@@ -1,4 +1,4 @@
-import { ProtoWriter } from "../load/proto-encode.js";
+import { ProtoWriter } from "../../codec/proto-writer.js";
 
 /**
  * Subscribe's messages, written and read by hand for the bench's
