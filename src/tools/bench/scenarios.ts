@@ -177,9 +177,7 @@ const full: Sizes = {
   growthStored: 5_000_000,
   growthWindow: 100_000,
   growthStep: 600_000,
-  // Not the headline's million: ten subscribers that fall behind are served from the database at
-  // ~1,000 events/s each on this machine (as measured when Subscribe landed), and every run waits for them.
-  subscriberIngestSends: 200_000,
+  subscriberIngestSends: 1_000_000,
   fanoutSeconds: 20,
   fanoutWarmupSeconds: 3,
   catchupStored: 1_000_000,
