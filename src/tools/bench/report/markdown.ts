@@ -1,5 +1,5 @@
 import type { ScenarioResult } from "../measurement.js";
-import { againstStub, headline } from "../scenarios.js";
+import { againstStub, headline, isSubscriberScenario } from "../scenarios.js";
 import type { Row } from "./rows.js";
 import { subscribersSection } from "./subscribers.js";
 
@@ -178,7 +178,8 @@ export function renderMarkdown(info: RunInfo, rows: Row[], results: ScenarioResu
     "",
     floorSection(results),
     "",
-    "![events/s by batch size](throughput-by-batch.svg)",
+    // A run of subscriber scenarios alone has nothing to chart.
+    results.some((r) => !isSubscriberScenario(r.scenario)) ? "![events/s by batch size](throughput-by-batch.svg)" : "",
     "",
     latencySection(results),
     "",
