@@ -11,6 +11,7 @@ import { ProtoWriter } from "../codec/proto-writer.js";
 import { writeSubscribeEventFrames } from "../codec/stored-event-wire.js";
 import { connectionGoingAway } from "../http/connection-age.js";
 import { leaseOf } from "../limits/request-lease.js";
+import type { StoredEventRow } from "../store/types.js";
 import type { Subscriptions } from "../subscribe/subscriptions.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { goingAwayError, heartbeatResponse, subscriptionRequest } from "./subscribe-service.js";
@@ -121,16 +122,42 @@ export function leanGrpcSubscribe({ subscriptions, gate, log, maxTimeoutMs, shut
             cursor = item.cursor;
             await stream.write(grpcFrame(toBinary(SubscribeResponseSchema, heartbeatResponse(item))));
           } else {
-            const w = new ProtoWriter(Math.max(1024, item.rows.length * 256));
-            writeSubscribeEventFrames(w, item.rows);
             cursor = item.rows.at(-1)!.seq;
-            await stream.write(w.buffer.subarray(0, w.length));
+            await stream.write(item.shared ? sharedFrames(item.rows) : frames(item.rows));
           }
         }
         return cursor;
       }
     },
   };
+}
+
+function frames(rows: readonly StoredEventRow[]): Uint8Array {
+  const w = new ProtoWriter(Math.max(1024, rows.length * 256));
+  writeSubscribeEventFrames(w, rows);
+  return w.buffer.subarray(0, w.length);
+}
+
+/**
+ * A live commit's events are delivered to every subscriber that follows
+ * them: each row's frame is encoded once and kept with the row (the feed
+ * holds the row while anyone may still need it), so ten subscribers cost one
+ * encoding and ten copies.
+ */
+const frameOfRow = new WeakMap<StoredEventRow, Uint8Array>();
+
+function sharedFrames(rows: readonly StoredEventRow[]): Uint8Array {
+  const parts: Uint8Array[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    let frame = frameOfRow.get(row);
+    if (frame === undefined) {
+      frame = frames([row]).slice();
+      frameOfRow.set(row, frame);
+    }
+    parts[i] = frame;
+  }
+  return Buffer.concat(parts);
 }
 
 /**

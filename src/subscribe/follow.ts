@@ -9,7 +9,12 @@ import type { SubscriptionFilter } from "./filter.js";
  * at a time (so a front door can write them in one go), or a heartbeat.
  */
 export type FollowItem =
-  | { kind: "events"; rows: StoredEventRow[] }
+  | {
+      kind: "events";
+      rows: StoredEventRow[];
+      /** The rows are the commit feed's, delivered to every live subscriber alike: worth encoding once for all of them. */
+      shared: boolean;
+    }
   | {
       kind: "heartbeat";
       head: number;
@@ -105,7 +110,7 @@ export async function* follow(feed: CommitFeed, readPage: PageReader, lease: Req
             take = Math.min(take, room);
           }
           const batch = at === 0 && take === rows.length ? rows : rows.slice(at, at + take);
-          yield { kind: "events", rows: batch };
+          yield { kind: "events", rows: batch, shared: recent !== undefined };
           quietSince = Date.now();
           at += take;
           cursor = batch.at(-1)!.seq;
