@@ -208,6 +208,27 @@ describe("Subscribe", () => {
     expect(Number(cursor)).toBe(await headOf(client));
   });
 
+  it("ends a subscription that caught up and then fell more than max_lag behind with resource_exhausted and the seq to resume from", async () => {
+    const topic = "lagging";
+    const iterator = client.subscribe({ topic, maxLag: 100n, start: SubscribeRequest_Start.NEW })[Symbol.asyncIterator]();
+    const first = (await iterator.next()).value;
+    expect(first.item.case === "heartbeat" && first.item.value.caughtUp).toBe(true);
+    // The client stops reading while far more than max_lag commits, with payloads large enough to fill the stream's windows.
+    const big = { blob: "x".repeat(8_000) };
+    for (let i = 0; i < 20; i++) {
+      await client.publish({ events: Array.from({ length: 100 }, (_, n) => makeEvent({ topic, eventId: `lag-${i}-${n}`, payload: big })) });
+    }
+    const ended = await (async () => {
+      try {
+        for (;;) if ((await iterator.next()).done) return undefined;
+      } catch (err) {
+        return ConnectError.from(err);
+      }
+    })();
+    expect(ended?.code).toBe(Code.ResourceExhausted);
+    expect(ended?.rawMessage).toMatch(/max_lag of 100; subscribe again with after_seq \d+/);
+  });
+
   it("refuses a bad request whole, naming the field", async () => {
     const refusal = async (request: SubscribeInit) => {
       try {
