@@ -14,6 +14,7 @@ import { leaseOf } from "../limits/request-lease.js";
 import type { StoredEventRow } from "../store/types.js";
 import type { Subscriptions } from "../subscribe/subscriptions.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { isLeanGrpcCall, type LeanCandidate } from "./lean-grpc-call.js";
 import { goingAwayError, heartbeatResponse, subscriptionRequest } from "./subscribe-service.js";
 import { UnaryGrpcBody, grpcFrame } from "./unary-grpc-body.js";
 
@@ -36,9 +37,6 @@ const subscribeMethod = AggregatorService.method.subscribe.name;
 const subscribeOperation = `${AggregatorService.typeName}/${subscribeMethod}`;
 const subscribePath = `/${subscribeOperation}`;
 
-/** gRPC with the protobuf codec; `application/grpc` means protobuf. */
-const grpcProtoContentType = /^application\/grpc(\+proto)?$/i;
-
 /** A SubscribeRequest is a few filters: 64 KiB is far more than the longest valid one. */
 const maxRequestBytes = 64 * 1024;
 
@@ -53,7 +51,7 @@ export interface LeanSubscribeOptions {
 }
 
 export interface LeanGrpcSubscribe {
-  accepts(req: { httpVersionMajor: number; method?: string | undefined; url?: string | undefined; headers: http2.IncomingHttpHeaders }): boolean;
+  accepts(req: LeanCandidate): boolean;
   handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void;
 }
 
@@ -61,17 +59,7 @@ export function leanGrpcSubscribe({ subscriptions, gate, log, maxTimeoutMs, shut
   const timeoutOf = (header: string | string[] | undefined) => parseGrpcTimeout(header, maxTimeoutMs);
 
   return {
-    accepts(req) {
-      const encoding = req.headers["grpc-encoding"];
-      return (
-        req.httpVersionMajor === 2 &&
-        req.method === "POST" &&
-        req.url === subscribePath &&
-        grpcProtoContentType.test(req.headers["content-type"] ?? "") &&
-        (encoding === undefined || encoding === "identity") &&
-        timeoutOf(req.headers["grpc-timeout"]) !== "invalid"
-      );
-    },
+    accepts: (req) => isLeanGrpcCall(req, subscribePath, maxTimeoutMs),
 
     handle(req, res) {
       const stream = new SubscriptionStream(res);

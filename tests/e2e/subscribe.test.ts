@@ -6,8 +6,8 @@
  * share one server.
  */
 import { create } from "@bufbuild/protobuf";
-import { ConnectError, Code, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Code, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,7 @@ import { AggregatorService, PublishStreamRequestSchema, SubscribeRequest_Start, 
 import { grpcClient } from "../support/clients.js";
 import { makeEvent } from "../support/events.js";
 import { rawSubscribe } from "../support/raw-subscriber.js";
+import { streamEnd } from "../support/promises.js";
 import { startServer, type TestServer } from "../support/server.js";
 
 type AggregatorClient = Client<typeof AggregatorService>;
@@ -218,25 +219,16 @@ describe("Subscribe", () => {
     for (let i = 0; i < 20; i++) {
       await client.publish({ events: Array.from({ length: 100 }, (_, n) => makeEvent({ topic, eventId: `lag-${i}-${n}`, payload: big })) });
     }
-    const ended = await (async () => {
-      try {
-        for (;;) if ((await iterator.next()).done) return undefined;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
+    const ended = await streamEnd(iterator);
     expect(ended?.code).toBe(Code.ResourceExhausted);
     expect(ended?.rawMessage).toMatch(/max_lag of 100; subscribe again with after_seq \d+/);
   });
 
   it("refuses a bad request whole, naming the field", async () => {
     const refusal = async (request: SubscribeInit) => {
-      try {
-        for await (const _ of client.subscribe(request)) break;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-      throw new Error("expected a refusal");
+      const refused = await streamEnd(client.subscribe(request)[Symbol.asyncIterator]());
+      if (refused === undefined) throw new Error("expected a refusal");
+      return refused;
     };
     const both = await refusal({ topic: "a", topicPrefix: "b" });
     expect(both.code).toBe(Code.InvalidArgument);
