@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { setImmediate } from "node:timers/promises";
 import type { RequestLease } from "../limits/request-lease.js";
 import { eventBytes, type EventPage, type EventQuery, type StoredEventRow } from "../store/types.js";
 import type { CommitFeed } from "./commit-feed.js";
@@ -86,6 +87,9 @@ export async function* follow(feed: CommitFeed, readPage: PageReader, lease: Req
         // Everything up to the feed's head had committed before this read began, so a page that
         // found nothing more has examined up to there (an indexed page's cursor stays at its last row).
         const headBefore = feed.head;
+        // The store reads synchronously: without a turn of the event loop between pages, a subscription scanning
+        // far for a filter that matches little would hold the main thread for every page in a row.
+        await setImmediate();
         const page = await readPage({ ...options.filter, afterSeq: cursor, limit: options.pageRows, maxBytes: options.pageBytes });
         rows = page.events;
         next = page.hasMore ? page.nextCursor : Math.max(page.nextCursor, headBefore);
