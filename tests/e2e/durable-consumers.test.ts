@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { AggregatorService, PublishStreamRequestSchema, type SubscribeRequestSchema } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { grpcClient } from "../support/clients.js";
 import { makeEvent } from "../support/events.js";
+import { failureOf, streamEnd } from "../support/promises.js";
 import { startServer, type TestServer } from "../support/server.js";
 
 type AggregatorClient = Client<typeof AggregatorService>;
@@ -172,24 +173,12 @@ describe("durable consumers", () => {
     expect((await first.next()).value.item.case).toBe("event");
     const second = client.subscribe({ topic: "t", consumer: "c1" })[Symbol.asyncIterator]();
     expect((await second.next()).value.item.case).toBe("event");
-    const ended = await (async () => {
-      try {
-        for (;;) if ((await first.next()).done) return undefined;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
+    const ended = await streamEnd(first);
     expect(ended?.code).toBe(Code.Aborted);
     expect(ended?.rawMessage).toContain("taken over");
     await second.return?.();
 
-    const other = await (async () => {
-      try {
-        for await (const _ of client.subscribe({ topic: "u", consumer: "c1" })) break;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
+    const other = await streamEnd(client.subscribe({ topic: "u", consumer: "c1" })[Symbol.asyncIterator]());
     expect(other?.code).toBe(Code.FailedPrecondition);
     expect(other?.rawMessage).toContain('topic "t"');
   });
@@ -207,13 +196,7 @@ describe("durable consumers", () => {
     expect(listed[0]).toMatchObject({ name: "audit", topic: "orders", ackedSeq: 10n, lag: 20n, lagCapped: false, subscribers: 1 });
     expect(listed[0]!.ackedAt).toBeDefined();
 
-    const ackError = async (consumer: string, seq: bigint) => {
-      try {
-        await client.ack({ consumer, seq });
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    };
+    const ackError = (consumer: string, seq: bigint) => failureOf(() => client.ack({ consumer, seq }));
     expect((await ackError("audit", 10_000n))?.code).toBe(Code.InvalidArgument);
     expect((await ackError("nobody", 1n))?.code).toBe(Code.NotFound);
     expect((await ackError("bad name!", 1n))?.code).toBe(Code.InvalidArgument);
@@ -221,22 +204,10 @@ describe("durable consumers", () => {
     expect((await client.ack({ consumer: "audit", seq: 3n })).ackedSeq).toBe(10n);
 
     expect((await client.deleteConsumer({ name: "audit" })).ackedSeq).toBe(10n);
-    const ended = await (async () => {
-      try {
-        for (;;) if ((await live.next()).done) return undefined;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
+    const ended = await streamEnd(live);
     expect(ended?.code).toBe(Code.Aborted);
     expect((await client.consumers({})).consumers).toEqual([]);
-    const again = await (async () => {
-      try {
-        await client.deleteConsumer({ name: "audit" });
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-    })();
+    const again = await failureOf(() => client.deleteConsumer({ name: "audit" }));
     expect(again?.code).toBe(Code.NotFound);
   });
 });
