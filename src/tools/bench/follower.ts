@@ -31,6 +31,7 @@ export interface FollowerReport {
   endedEarly: string | undefined;
 }
 
+/** A report before anything arrived: first and last seq 0, nothing counted. */
 export function emptyReport(topic: string): FollowerReport {
   return {
     topic,

@@ -21,6 +21,7 @@ export const benchSeed = 20_251_024;
 /** Topics per event set, as the older services had. */
 export const benchTopics = 4;
 
+/** What a scenario run gets from the bench: the pass, the load generator, where to put databases, progress. */
 export interface RunContext {
   pass: Durability;
   loader: LoaderProcess;
@@ -32,10 +33,12 @@ export interface RunContext {
   measured: Map<string, number>;
 }
 
+/** The bench's workload of `sends` (its seed, its re-send share), numbered from indexBase. */
 export function workloadOf(sends: number, indexBase = 0): WorkloadSpec {
   return { seed: benchSeed, sends, dupRate, indexBase };
 }
 
+/** KiB to MiB, rounded, for the reports. */
 export const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
 
 /** CPU of the server, the load generator and the machine around one timed load run, and the server's memory peak during it. */
@@ -46,6 +49,7 @@ export interface Usage {
   serverPeakAnonKiB: number | undefined;
 }
 
+/** Runs the prepared load with the server's, the loader's and the machine's CPU sampled around it. */
 export async function timedLoad(ctx: RunContext, server: BenchServer, total: number): Promise<{ result: LoadResult; usage: Usage }> {
   const anon = sampleAnonPeak(server.pid);
   const server0 = sampleProcess(server.pid);
@@ -101,6 +105,7 @@ export interface Resources {
   hostSteal: number | undefined;
 }
 
+/** A timed load's samples as the figures a Measurement carries. */
 export function resourcesOf(usage: Usage): Resources {
   return {
     serverCpu: cpuPercent(...usage.server),
@@ -110,6 +115,7 @@ export function resourcesOf(usage: Usage): Resources {
   };
 }
 
+/** The Measurement of a load run: its rate, its counts and check, the resources around it. */
 export function fromLoad(result: LoadResult, resources: Resources, checked: Checked, server: BenchServer, unit: "call" | "stream"): Measurement {
   const peak = mib(checked.peakRssKiB);
   const peakAnon = mib(resources.peakAnonKiB);
@@ -149,6 +155,7 @@ export async function warmUp(ctx: RunContext, server: BenchServer, spec: LoadSpe
   return (await timedLoad(ctx, server, sends + measuredSends)).result;
 }
 
+/** The counts two load runs on one database add up to, for the check. */
 export const countKeys = ["sends", "distinct", "accepted", "duplicates", "conflicts", "failedBatches"] as const;
 
 /** What two runs on one database sent and were answered, together, for the count check. */

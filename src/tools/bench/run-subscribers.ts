@@ -32,6 +32,7 @@ import { SubscriberProcess, type SubscribersFinished } from "./subscribers-clien
  * every run ends with the check that each received exactly its events.
  */
 
+/** Runs one subscriber scenario once; `dir` is the run's temporary directory, removed by the caller. */
 export async function runSubscriberScenario(s: SubscriberScenario, ctx: RunContext, dir: string): Promise<Measurement> {
   switch (s.kind) {
     case "subscriber-ingest":

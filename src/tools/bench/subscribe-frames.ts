@@ -52,6 +52,7 @@ export interface SubscribeItem {
   cursor: number;
 }
 
+/** The one item a subscriber decodes into, again and again. */
 export function emptyItem(): SubscribeItem {
   return { kind: "other", seq: 0, topicStart: 0, topicEnd: 0, receivedAtMs: 0, headSeq: 0, caughtUp: false, cursor: 0 };
 }

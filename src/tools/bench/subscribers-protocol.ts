@@ -30,8 +30,10 @@ export interface JetStreamSubscribeJob {
   start: "new" | "beginning";
 }
 
+/** What a subscriber process is asked to subscribe to. */
 export type SubscribeJob = TallySubscribeJob | JetStreamSubscribeJob;
 
+/** Orchestrator to subscriber process. */
 export type ToSubscribers =
   /** Subscribe; with a target (a seq), time each subscriber from subscribing to holding everything up to it (catch-up). */
   | { type: "start"; job: SubscribeJob; target?: number }
@@ -46,6 +48,7 @@ export type ToSubscribers =
   | { type: "finish"; target: number; stallMs: number; capMs: number }
   | { type: "exit" };
 
+/** Subscriber process to orchestrator. */
 export type FromSubscribers =
   /** Every subscriber is in place. */
   | { type: "ready" }
