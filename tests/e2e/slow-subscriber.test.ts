@@ -47,7 +47,7 @@ let server: TestServer;
 const subscribers: RawSubscription[] = [];
 
 beforeAll(async () => {
-    // The default memory budget, the one the server runs with unless told otherwise. Durability normal:
+  // The default memory budget, the one the server runs with unless told otherwise. Durability normal:
   // what is measured is the subscribers, and the backlog is published sooner without an fsync per commit.
   server = await startServer({ args: ["--durability", "normal"] });
 });
