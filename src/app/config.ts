@@ -294,8 +294,9 @@ export class ConfigError extends Error {}
 /** Thrown when --help was asked for; the help text has already been printed. */
 export class HelpShown extends Error {}
 
-function buildCommand(): Command {
+function buildCommand(helpFooter: string): Command {
   const command = new Command("tally").description("Event aggregator with durable exactly-once dedup");
+  if (helpFooter !== "") command.usage("[server options]\n       tally <command> [options]").addHelpText("after", helpFooter);
   for (const s of settings) {
     const option = new Option(s.flag, `${s.help} [env ${s.env}]`).argParser(s.parse);
     // An empty default means "off"; "(default: "")" in the help would say nothing.
@@ -310,10 +311,10 @@ function buildCommand(): Command {
  * else the default; then checks that the values fit together, and reads and
  * checks the token and TLS files. The one place where configuration is
  * validated, so a bad file stops the server at startup (exit 2), not at the
- * first request.
+ * first request. `helpFooter` ends --help (main.ts lists the client commands there).
  */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
-  const command = buildCommand();
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, helpFooter = ""): Config {
+  const command = buildCommand(helpFooter);
   try {
     command.parse(argv, { from: "user" });
   } catch (err) {

@@ -1,54 +1,23 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring
-import { ConfigError, HelpShown, loadConfig } from "./config.js";
-import { createLogger } from "./log.js";
-import { startServer } from "./server.js";
-import { StoreError } from "../store/errors.js";
+import { cliCommandsHelp, whatToRun } from "../cli/commands.js";
 
-/** Exit codes, so supervisors and scripts can tell failures apart. */
-const exitCode = { ok: 0, failed: 1, badConfig: 2, unusableDatabase: 3 } as const;
-
+/**
+ * One executable, two halves: `tally` alone or with flags is the server
+ * (serve.ts); `tally <command>` is a client (src/cli/). Each half is loaded
+ * only when chosen, so a client command starts without SQLite and the
+ * server's modules, and the server without the client's.
+ */
 async function main(): Promise<number> {
-  let config;
-  try {
-    config = loadConfig(process.argv.slice(2));
-  } catch (err) {
-    if (err instanceof HelpShown) return exitCode.ok;
-    if (err instanceof ConfigError) {
-      process.stderr.write(`tally: ${err.message}\nRun with --help for the options.\n`);
-      return exitCode.badConfig;
-    }
-    throw err;
+  const argv = process.argv.slice(2);
+  switch (whatToRun(argv)) {
+    case "client":
+      return (await import("../cli/run.js")).runCli(argv);
+    case "server":
+      return (await import("./serve.js")).serve(argv, cliCommandsHelp());
+    case "unknown":
+      process.stderr.write(`tally: unknown command "${argv[0]}"\nRun with --help for the commands and the server's options.\n`);
+      return 2;
   }
-  const log = createLogger(config.logLevel);
-
-  let server;
-  try {
-    server = await startServer(config, log);
-  } catch (err) {
-    if (err instanceof StoreError && err.kind === "unusable") {
-      log.fatal({ db: config.dbPath }, err.message);
-      return exitCode.unusableDatabase;
-    }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-      log.fatal({ port: config.port, host: config.host }, `cannot listen on ${config.host}:${config.port}: ${code}`);
-      return exitCode.failed;
-    }
-    throw err;
-  }
-
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
-  log.info({ signal }, "shutting down: finishing accepted work");
-  const deadline = setTimeout(() => {
-    log.error({ timeoutMs: config.shutdownTimeoutMs }, "shutdown deadline passed; exiting with work unfinished");
-    process.exit(exitCode.failed);
-  }, config.shutdownTimeoutMs);
-  deadline.unref();
-  await server.close();
-  return exitCode.ok;
 }
 
 main().then(
@@ -56,6 +25,6 @@ main().then(
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`tally: unexpected failure: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(exitCode.failed);
+    process.exit(1);
   },
 );

@@ -57,7 +57,7 @@ export async function startServer(config: Config, baseLog: Logger): Promise<Runn
   // connect-es links every call's signal to this one: one listener per call in flight.
   setMaxListeners(0, draining.signal);
 
-  const routes = new RouteTable(restRoutes({ pipeline, reads, health, subscriptions, maxBodyBytes: config.maxMessageBytes }), gate, log);
+  const routes = new RouteTable(restRoutes({ pipeline, reads, health, subscriptions, shutdownSignal: draining.signal, maxBodyBytes: config.maxMessageBytes }), gate, log);
   const browsers = new BrowserGuard({ host: config.host, tls: config.tls !== null }, log);
   const rpc = rpcFrontDoor({ pipeline, reads, health, subscriptions }, { gate, log, readMaxBytes: config.maxMessageBytes, shutdownSignal: draining.signal });
   const server = createDualProtocolServer(

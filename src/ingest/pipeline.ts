@@ -40,7 +40,13 @@ export class PublishPipeline {
     return new PublishStream({
       admit: (batch, message) => {
         caller.authorizePublish(batch.events, `stream message ${message}`, `messages[${message}].`);
-        return this.validate(batch);
+        try {
+          return this.validate(batch);
+        } catch (err) {
+          // Named by message too (messages[i].events[j]), as authorization and the JSON text check name them: events[j] alone does not say which of the stream's batches.
+          if (err instanceof ValidationError) throw new ValidationError(err.violations.map((v) => ({ ...v, message: v.message ?? message })));
+          throw err;
+        }
       },
       enqueue: async (records, bytes) => {
         const { committed } = await this.queue.submitWhenRoom(records, bytes, signal);

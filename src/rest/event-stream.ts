@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { quoted } from "../answers/quote.js";
 import { parseRfc3339, timestampToText } from "../codec/timestamps.js";
+import { connectionGoingAway } from "../http/connection-age.js";
 import type { HttpRequest, RouteContext, StreamedAnswer } from "../http/route-table.js";
 import { leaseOf } from "../limits/request-lease.js";
 import type { FollowItem } from "../subscribe/follow.js";
@@ -28,7 +29,7 @@ const starts: Record<string, SubscriptionAsked["start"]> = { "": "default", begi
  * resumes past what its filter skipped. Query: topic, topic_prefix, source,
  * after, start=new|beginning, since, heartbeat_ms.
  */
-export async function eventStream(subscriptions: Subscriptions, req: HttpRequest, { caller, query }: RouteContext): Promise<StreamedAnswer> {
+export async function eventStream(subscriptions: Subscriptions, shutdownSignal: AbortSignal, req: HttpRequest, { caller, query }: RouteContext): Promise<StreamedAnswer> {
   const start = starts[query.get("start") ?? ""];
   if (start === undefined) throw new ConnectError(`query parameter start must be new or beginning, got ${quoted(query.get("start")!)}`, Code.InvalidArgument);
   const request = checkSubscription(
@@ -56,8 +57,10 @@ export async function eventStream(subscriptions: Subscriptions, req: HttpRequest
       // nginx buffers responses unless told not to; a live stream must not be.
       "x-accel-buffering": "no",
     },
-    async *chunks(signal) {
+    async *chunks(gone) {
       yield `retry: ${reconnectMs}\n\n`;
+      // The stream also ends when the server drains or its connection reaches its age; EventSource then reconnects with Last-Event-ID.
+      const signal = AbortSignal.any([gone, shutdownSignal, connectionGoingAway(req)]);
       try {
         for await (const item of subscriptions.open(request, lease, signal)) yield frame(item);
       } catch (err) {

@@ -23,6 +23,8 @@ export interface RestCore {
   reads: Reads;
   health: HealthState;
   subscriptions: Subscriptions;
+  /** Aborted when the server drains: live streams end so their clients reconnect elsewhere. */
+  shutdownSignal: AbortSignal;
   /** Largest POST /publish body. */
   maxBodyBytes: number;
 }
@@ -49,7 +51,7 @@ export function restRoutes(core: RestCore): HttpRoute[] {
   return [
     { method: "POST", path: "/publish", handle: (req, context) => publish(core, req, context) },
     { method: "GET", path: "/events", handle: async (req, { query }) => json(200, await events(core, req, query)) },
-    { method: "GET", path: "/events/stream", handle: (req, context) => eventStream(core.subscriptions, req, context) },
+    { method: "GET", path: "/events/stream", handle: (req, context) => eventStream(core.subscriptions, core.shutdownSignal, req, context) },
     { method: "GET", path: "/stats", handle: async (req, { query }) => json(200, await stats(core, req, query)) },
     { method: "GET", path: "/topics", handle: async (req, { query }) => json(200, await topics(core, req, query)) },
     { method: "GET", path: "/health", handle: async () => health(core) },

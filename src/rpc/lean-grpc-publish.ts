@@ -13,6 +13,7 @@ import { decodeWireEvents } from "../codec/wire-events.js";
 import type { PublishPipeline } from "../ingest/pipeline.js";
 import { publishResponse } from "./aggregator-service.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { isLeanGrpcCall, type LeanCandidate } from "./lean-grpc-call.js";
 import { rawPublishRequest } from "./raw-events-service.js";
 import { UnaryGrpcBody, grpcFrame } from "./unary-grpc-body.js";
 
@@ -36,9 +37,6 @@ const publishMethod = AggregatorService.method.publish.name;
 const publishOperation = `${AggregatorService.typeName}/${publishMethod}`;
 const publishPath = `/${publishOperation}`;
 
-/** gRPC with the protobuf codec; `application/grpc` means protobuf. */
-const grpcProtoContentType = /^application\/grpc(\+proto)?$/i;
-
 export interface LeanPublishOptions {
   pipeline: PublishPipeline;
   gate: Gate;
@@ -51,7 +49,7 @@ export interface LeanPublishOptions {
 
 export interface LeanGrpcPublish {
   /** Whether this path serves the request; otherwise the Connect adapters do. */
-  accepts(req: { httpVersionMajor: number; method?: string | undefined; url?: string | undefined; headers: http2.IncomingHttpHeaders }): boolean;
+  accepts(req: LeanCandidate): boolean;
   handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void;
 }
 
@@ -59,17 +57,7 @@ export function leanGrpcPublish({ pipeline, gate, log, readMaxBytes, maxTimeoutM
   const timeoutOf = (header: string | string[] | undefined) => parseGrpcTimeout(header, maxTimeoutMs);
 
   return {
-    accepts(req) {
-      const encoding = req.headers["grpc-encoding"];
-      return (
-        req.httpVersionMajor === 2 &&
-        req.method === "POST" &&
-        req.url === publishPath &&
-        grpcProtoContentType.test(req.headers["content-type"] ?? "") &&
-        (encoding === undefined || encoding === "identity") &&
-        timeoutOf(req.headers["grpc-timeout"]) !== "invalid"
-      );
-    },
+    accepts: (req) => isLeanGrpcCall(req, publishPath, maxTimeoutMs),
 
     handle(req, res) {
       const reply = new Reply(res);

@@ -11,8 +11,10 @@ import { ProtoWriter } from "../codec/proto-writer.js";
 import { writeSubscribeEventFrames } from "../codec/stored-event-wire.js";
 import { connectionGoingAway } from "../http/connection-age.js";
 import { leaseOf } from "../limits/request-lease.js";
+import type { StoredEventRow } from "../store/types.js";
 import type { Subscriptions } from "../subscribe/subscriptions.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { isLeanGrpcCall, type LeanCandidate } from "./lean-grpc-call.js";
 import { goingAwayError, heartbeatResponse, subscriptionRequest } from "./subscribe-service.js";
 import { UnaryGrpcBody, grpcFrame } from "./unary-grpc-body.js";
 
@@ -35,9 +37,6 @@ const subscribeMethod = AggregatorService.method.subscribe.name;
 const subscribeOperation = `${AggregatorService.typeName}/${subscribeMethod}`;
 const subscribePath = `/${subscribeOperation}`;
 
-/** gRPC with the protobuf codec; `application/grpc` means protobuf. */
-const grpcProtoContentType = /^application\/grpc(\+proto)?$/i;
-
 /** A SubscribeRequest is a few filters: 64 KiB is far more than the longest valid one. */
 const maxRequestBytes = 64 * 1024;
 
@@ -52,7 +51,7 @@ export interface LeanSubscribeOptions {
 }
 
 export interface LeanGrpcSubscribe {
-  accepts(req: { httpVersionMajor: number; method?: string | undefined; url?: string | undefined; headers: http2.IncomingHttpHeaders }): boolean;
+  accepts(req: LeanCandidate): boolean;
   handle(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void;
 }
 
@@ -60,17 +59,7 @@ export function leanGrpcSubscribe({ subscriptions, gate, log, maxTimeoutMs, shut
   const timeoutOf = (header: string | string[] | undefined) => parseGrpcTimeout(header, maxTimeoutMs);
 
   return {
-    accepts(req) {
-      const encoding = req.headers["grpc-encoding"];
-      return (
-        req.httpVersionMajor === 2 &&
-        req.method === "POST" &&
-        req.url === subscribePath &&
-        grpcProtoContentType.test(req.headers["content-type"] ?? "") &&
-        (encoding === undefined || encoding === "identity") &&
-        timeoutOf(req.headers["grpc-timeout"]) !== "invalid"
-      );
-    },
+    accepts: (req) => isLeanGrpcCall(req, subscribePath, maxTimeoutMs),
 
     handle(req, res) {
       const stream = new SubscriptionStream(res);
@@ -121,16 +110,42 @@ export function leanGrpcSubscribe({ subscriptions, gate, log, maxTimeoutMs, shut
             cursor = item.cursor;
             await stream.write(grpcFrame(toBinary(SubscribeResponseSchema, heartbeatResponse(item))));
           } else {
-            const w = new ProtoWriter(Math.max(1024, item.rows.length * 256));
-            writeSubscribeEventFrames(w, item.rows);
             cursor = item.rows.at(-1)!.seq;
-            await stream.write(w.buffer.subarray(0, w.length));
+            await stream.write(item.shared ? sharedFrames(item.rows) : frames(item.rows));
           }
         }
         return cursor;
       }
     },
   };
+}
+
+function frames(rows: readonly StoredEventRow[]): Uint8Array {
+  const w = new ProtoWriter(Math.max(1024, rows.length * 256));
+  writeSubscribeEventFrames(w, rows);
+  return w.buffer.subarray(0, w.length);
+}
+
+/**
+ * A live commit's events are delivered to every subscriber that follows
+ * them: each row's frame is encoded once and kept with the row (the feed
+ * holds the row while anyone may still need it), so ten subscribers cost one
+ * encoding and ten copies.
+ */
+const frameOfRow = new WeakMap<StoredEventRow, Uint8Array>();
+
+function sharedFrames(rows: readonly StoredEventRow[]): Uint8Array {
+  const parts: Uint8Array[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    let frame = frameOfRow.get(row);
+    if (frame === undefined) {
+      frame = frames([row]).slice();
+      frameOfRow.set(row, frame);
+    }
+    parts[i] = frame;
+  }
+  return Buffer.concat(parts);
 }
 
 /**

@@ -110,7 +110,9 @@ export function subscribeHandlers(subscriptions: Subscriptions) {
           cursor = row.seq;
         }
       }
-      if (goingAway.aborted && !ctx.signal.aborted) throw goingAwayError(cursor);
+      // Draining for shutdown aborts the call with `unavailable`: say so, rather than end as if the subscription were complete.
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      if (goingAway.aborted) throw goingAwayError(cursor);
     },
 
     async ack(req: AckRequest, ctx: HandlerContext) {

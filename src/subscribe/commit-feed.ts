@@ -28,8 +28,8 @@ export interface RecentSlice {
  * that arrives later reads from the database up to it, then from here.
  */
 export class CommitFeed {
-  private rows: StoredEventRow[] = [];
-  /** Index of the oldest kept row in `rows`; rows before it were dropped and are compacted away now and then. */
+  /** Kept rows from `start` on; the slots before it were dropped (emptied) and are compacted away now and then. */
+  private rows: (StoredEventRow | undefined)[] = [];
   private start = 0;
   private bytes = 0;
   private coveredAfter: number;
@@ -127,7 +127,7 @@ export class CommitFeed {
   private trim(): void {
     while (this.rows.length - this.start > maxRecentEvents || (this.bytes > maxRecentBytes && this.start < this.rows.length - 1)) {
       const dropped = this.rows[this.start]!;
-      this.rows[this.start] = undefined as unknown as StoredEventRow;
+      this.rows[this.start] = undefined;
       this.start++;
       this.bytes -= eventBytes(dropped);
       this.coveredAfter = dropped.seq;

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { setImmediate } from "node:timers/promises";
 import type { RequestLease } from "../limits/request-lease.js";
 import { eventBytes, type EventPage, type EventQuery, type StoredEventRow } from "../store/types.js";
 import type { CommitFeed } from "./commit-feed.js";
@@ -9,7 +10,12 @@ import type { SubscriptionFilter } from "./filter.js";
  * at a time (so a front door can write them in one go), or a heartbeat.
  */
 export type FollowItem =
-  | { kind: "events"; rows: StoredEventRow[] }
+  | {
+      kind: "events";
+      rows: StoredEventRow[];
+      /** The rows are the commit feed's, delivered to every live subscriber alike: worth encoding once for all of them. */
+      shared: boolean;
+    }
   | {
       kind: "heartbeat";
       head: number;
@@ -81,6 +87,9 @@ export async function* follow(feed: CommitFeed, readPage: PageReader, lease: Req
         // Everything up to the feed's head had committed before this read began, so a page that
         // found nothing more has examined up to there (an indexed page's cursor stays at its last row).
         const headBefore = feed.head;
+        // The store reads synchronously: without a turn of the event loop between pages, a subscription scanning
+        // far for a filter that matches little would hold the main thread for every page in a row.
+        await setImmediate();
         const page = await readPage({ ...options.filter, afterSeq: cursor, limit: options.pageRows, maxBytes: options.pageBytes });
         rows = page.events;
         next = page.hasMore ? page.nextCursor : Math.max(page.nextCursor, headBefore);
@@ -105,7 +114,7 @@ export async function* follow(feed: CommitFeed, readPage: PageReader, lease: Req
             take = Math.min(take, room);
           }
           const batch = at === 0 && take === rows.length ? rows : rows.slice(at, at + take);
-          yield { kind: "events", rows: batch };
+          yield { kind: "events", rows: batch, shared: recent !== undefined };
           quietSince = Date.now();
           at += take;
           cursor = batch.at(-1)!.seq;

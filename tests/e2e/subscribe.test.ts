@@ -6,15 +6,23 @@
  * share one server.
  */
 import { create } from "@bufbuild/protobuf";
-import { ConnectError, Code, createClient, type Client } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Code, createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AggregatorService, PublishStreamRequestSchema, SubscribeRequest_Start, type SubscribeRequest, type SubscribeResponse } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { grpcClient } from "../support/clients.js";
 import { makeEvent } from "../support/events.js";
+import { rawSubscribe } from "../support/raw-subscriber.js";
+import { streamEnd } from "../support/promises.js";
 import { startServer, type TestServer } from "../support/server.js";
 
 type AggregatorClient = Client<typeof AggregatorService>;
+
+/** The compiled publisher tool; tests/global-setup.ts builds it. */
+const publisherEntry = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "tools", "src", "tools", "publisher.js");
 type SubscribeInit = Partial<Omit<SubscribeRequest, "$typeName">>;
 
 /** Publishes `count` events of `topic` through one PublishStream, in batches; resolves with the stream's totals. */
@@ -66,6 +74,27 @@ function gapsAndDuplicates(seqs: number[]): { gaps: number; duplicates: number; 
   return { gaps, duplicates, outOfOrder };
 }
 
+/**
+ * The publisher tool (src/tools/publisher.ts) as a process of its own:
+ * distinct events, PublishStream batches of 500. Resolves with the events
+ * the server acknowledged as accepted (its exit code also checks the
+ * server's counters, which concurrent publishers move for each other).
+ */
+function runPublisher(url: string, events: number, seed: number, shape: string[] = ["--batch", "500"]): Promise<number> {
+  const child = spawn(process.execPath, [publisherEntry, "--target", url, "--events", String(events), "--dup-rate", "0", "--concurrency", "1", "--seed", String(seed), ...shape], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise((resolve, reject) =>
+    child.once("exit", () => {
+      const accepted = /answers: (\d+) accepted/.exec(output);
+      if (accepted === null || /given up/.test(output)) reject(new Error(`publisher failed:\n${output}`));
+      else resolve(Number(accepted[1]));
+    }),
+  );
+}
+
 async function headOf(client: AggregatorClient): Promise<number> {
   return Number((await client.stats({})).uniqueProcessed);
 }
@@ -82,34 +111,48 @@ describe("Subscribe", () => {
     await server.stop();
   });
 
-  it("replays from the beginning and turns live with no gap and no duplicate while four producers publish at full speed", async () => {
-    const history = 40_000;
-    await publishStream(client, "switch.history", history);
-    const perProducer = 15_000;
-    // The subscriber starts first; the producers start at once, so they publish while it replays.
-    const total = history + 4 * perProducer;
-    // Read on until every event is in and the subscription says it is caught up.
-    const subscribed = collect(
-      client,
-      { start: SubscribeRequest_Start.BEGINNING },
-      (seqs, last) => seqs.length >= total && last.item.case === "heartbeat" && last.item.value.caughtUp,
+  it("replays from the beginning and turns live with no gap and no duplicate while four producer processes publish at full speed", async () => {
+    // The history: enough that replaying it takes a while.
+    expect(await runPublisher(server.url, 100_000, 1)).toBe(100_000);
+    const history = await headOf(client);
+    const seqs: number[] = [];
+    let firstCaughtUp: number | undefined;
+    let producing = true;
+    let caughtUpWhileProducing = false;
+    let reachedHead: (() => void) | undefined;
+    let target = Infinity;
+    const subscription = rawSubscribe(server.url, { start: SubscribeRequest_Start.BEGINNING, heartbeatMs: 200 }, (item) => {
+      if (item.kind === "event") seqs.push(item.seq);
+      else if (item.heartbeat.caughtUp) {
+        firstCaughtUp ??= Number(item.heartbeat.cursor);
+        if (producing) caughtUpWhileProducing = true;
+      }
+      if (seqs.at(-1) === target) reachedHead?.();
+    });
+    // Four producer processes start with the subscription and publish at full speed while it replays. A server saturated by
+    // four producers ingests faster than it can also replay, so each producer then goes on at 300 events/s for 10 s: the
+    // subscription catches up and turns live while commits still arrive, which is the switch this test is about.
+    const fullSpeed = 50_000;
+    const paced = 3_000;
+    const accepted = await Promise.all(
+      [2, 3, 4, 5].map(async (seed) => (await runPublisher(server.url, fullSpeed, seed)) + (await runPublisher(server.url, paced, seed + 100, ["--batch", "10", "--rate", "300"]))),
     );
-    const producers = [0, 1, 2, 3].map((p) => publishStream(grpcClient(server.url), `switch.p${p}`, perProducer));
-    const accepted = await Promise.all(producers);
-    expect(accepted.map(Number)).toEqual([perProducer, perProducer, perProducer, perProducer]);
-    const { seqs, firstCaughtUp } = await subscribed;
+    producing = false;
+    expect(accepted).toEqual([1, 2, 3, 4].map(() => fullSpeed + paced));
     const head = await headOf(client);
+    target = head;
+    if (seqs.at(-1) !== head) await new Promise<void>((resolve) => (reachedHead = resolve));
+    subscription.close();
     const faults = gapsAndDuplicates(seqs);
-    // Events that committed after the subscription started and before it first caught up.
-    const publishedDuringReplay = (firstCaughtUp ?? 0) - history;
+    const duringReplay = (firstCaughtUp ?? head) - history;
     console.info(
-      `switch-over: history ${history}, published by 4 producers ${4 * perProducer} (during replay: ${publishedDuringReplay}), received ${seqs.length}, gaps ${faults.gaps}, duplicates ${faults.duplicates}, out of order ${faults.outOfOrder}`,
+      `switch-over: history ${history}; 4 producer processes stored ${head - history} more (${duringReplay} while the subscriber replayed, ${head - history - duringReplay} after it turned live); received ${seqs.length} of ${head}: gaps ${faults.gaps}, duplicates ${faults.duplicates}, out of order ${faults.outOfOrder}`,
     );
-    expect(seqs.length).toBe(head);
     expect(seqs[0]).toBe(1);
-    expect(seqs.at(-1)).toBe(head);
+    expect(seqs.length).toBe(head);
     expect(faults).toEqual({ gaps: 0, duplicates: 0, outOfOrder: 0 });
-    expect(publishedDuringReplay, "producers committed events while the subscriber replayed").toBeGreaterThan(0);
+    expect(duringReplay, "producers committed events while the subscriber replayed").toBeGreaterThan(0);
+    expect(caughtUpWhileProducing, "the subscription turned live while the producers were still publishing").toBe(true);
   });
 
   it.each([
@@ -166,14 +209,26 @@ describe("Subscribe", () => {
     expect(Number(cursor)).toBe(await headOf(client));
   });
 
+  it("ends a subscription that caught up and then fell more than max_lag behind with resource_exhausted and the seq to resume from", async () => {
+    const topic = "lagging";
+    const iterator = client.subscribe({ topic, maxLag: 100n, start: SubscribeRequest_Start.NEW })[Symbol.asyncIterator]();
+    const first = (await iterator.next()).value;
+    expect(first.item.case === "heartbeat" && first.item.value.caughtUp).toBe(true);
+    // The client stops reading while far more than max_lag commits, with payloads large enough to fill the stream's windows.
+    const big = { blob: "x".repeat(8_000) };
+    for (let i = 0; i < 20; i++) {
+      await client.publish({ events: Array.from({ length: 100 }, (_, n) => makeEvent({ topic, eventId: `lag-${i}-${n}`, payload: big })) });
+    }
+    const ended = await streamEnd(iterator);
+    expect(ended?.code).toBe(Code.ResourceExhausted);
+    expect(ended?.rawMessage).toMatch(/max_lag of 100; subscribe again with after_seq \d+/);
+  });
+
   it("refuses a bad request whole, naming the field", async () => {
     const refusal = async (request: SubscribeInit) => {
-      try {
-        for await (const _ of client.subscribe(request)) break;
-      } catch (err) {
-        return ConnectError.from(err);
-      }
-      throw new Error("expected a refusal");
+      const refused = await streamEnd(client.subscribe(request)[Symbol.asyncIterator]());
+      if (refused === undefined) throw new Error("expected a refusal");
+      return refused;
     };
     const both = await refusal({ topic: "a", topicPrefix: "b" });
     expect(both.code).toBe(Code.InvalidArgument);

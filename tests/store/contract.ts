@@ -976,6 +976,87 @@ export function describeEventStoreContract(name: string, open: OpenEventStore): 
       });
     });
 
+    describe("commits and heads", () => {
+      it("answers head() as the newest committed seq, 0 when empty", async () => {
+        const { store } = await freshStore();
+        expect(await store.head()).toBe(0);
+        const seqs = acceptedSeqs(await store.append([event(), event()]));
+        expect(await store.head()).toBe(seqs[1]);
+      });
+
+      it("tells the commit listener of each commit that stored events, before append() resolves, with the stored rows in seq order and nothing for re-sends", async () => {
+        const { store } = await freshStore();
+        const told: { head: number; rows: StoredEventRow[] }[] = [];
+        store.onCommit((head, rows) => told.push({ head, rows: rows() }));
+        const first = [event(), event({ topic: "payments" })];
+        const appended = store.append(first);
+        const seqs = acceptedSeqs(await appended);
+        expect(told).toHaveLength(1);
+        expect(told[0]!.head).toBe(seqs[1]);
+        expect(told[0]!.rows).toEqual(await readAll(store));
+        await store.append([resend(first[0]!)]);
+        expect(told, "a commit of re-sends only stores nothing and tells nothing").toHaveLength(1);
+      });
+
+      it("counts the matching events after a seq, through the topic alone or a bounded window otherwise", async () => {
+        const { store } = await freshStore();
+        const seqs = acceptedSeqs(await store.append([event({ topic: "a.x" }), event({ topic: "a.y", source: "cron" }), event({ topic: "b" }), event({ topic: "a.x" })]));
+        expect(await store.countAfter({ topic: "a.x" }, 0, 100)).toEqual({ count: 2, capped: false });
+        expect(await store.countAfter({ topic: "a.x" }, seqs[0]!, 100)).toEqual({ count: 1, capped: false });
+        expect(await store.countAfter({ topicPrefix: "a." }, 0, 100)).toEqual({ count: 3, capped: false });
+        expect(await store.countAfter({ source: "cron" }, 0, 100)).toEqual({ count: 1, capped: false });
+        expect(await store.countAfter({}, 0, 2)).toEqual({ count: 2, capped: true });
+        expect(await store.countAfter({ topic: "a.x" }, 0, 1)).toEqual({ count: 1, capped: true });
+      });
+
+      it("pages by topic prefix, comparing the topic's first characters only", async () => {
+        const { store } = await freshStore();
+        await store.append([event({ topic: "orders.eu" }), event({ topic: "orders" }), event({ topic: "orders.us" }), event({ topic: "ordersx" })]);
+        const page = await store.page({ topicPrefix: "orders.", afterSeq: 0, limit: 10, maxBytes: 1 << 20 });
+        expect(page.events.map((e) => e.topic)).toEqual(["orders.eu", "orders.us"]);
+      });
+    });
+
+    describe("consumers", () => {
+      const consumer = (name: string, ackedSeq = 0) => ({ name, filter: { topic: "orders" }, ackedSeq, createdAt: "2026-01-01T00:00:00.000Z" });
+
+      it("creates a consumer once, answering the stored one to a second create whatever it asks", async () => {
+        const { store } = await freshStore();
+        expect(await store.createConsumer(consumer("c1", 5))).toEqual({ record: consumer("c1", 5), created: true });
+        const again = await store.createConsumer({ ...consumer("c1", 9), filter: { topicPrefix: "x" } });
+        expect(again).toEqual({ record: consumer("c1", 5), created: false });
+        expect(await store.consumer("c1")).toEqual(consumer("c1", 5));
+        expect(await store.consumer("c2")).toBeUndefined();
+      });
+
+      it("moves the acked seq forward only, keeps every filter, and forgets a deleted consumer", async () => {
+        const { store } = await freshStore();
+        await store.createConsumer({ name: "c", filter: { topicPrefix: "a.", source: "s", since: "2025-01-01T00:00:00.000000000Z" }, ackedSeq: 0, createdAt: "2026-01-01T00:00:00.000Z" });
+        expect((await store.ack("c", 7))?.ackedSeq).toBe(7);
+        expect((await store.ack("c", 3))?.ackedSeq).toBe(7);
+        const record = await store.consumer("c");
+        expect(record).toMatchObject({ ackedSeq: 7, filter: { topicPrefix: "a.", source: "s", since: "2025-01-01T00:00:00.000000000Z" } });
+        expect(record?.ackedAt).toMatch(/^\d{4}-/);
+        expect(await store.ack("nobody", 1)).toBeUndefined();
+        expect((await store.deleteConsumer("c"))?.ackedSeq).toBe(7);
+        expect(await store.deleteConsumer("c")).toBeUndefined();
+        expect(await store.consumer("c")).toBeUndefined();
+      });
+
+      it("pages through consumers by name, and keeps them across a restart", async () => {
+        const { dir, store } = await freshStore();
+        for (const name of ["b", "a", "c"]) await store.createConsumer(consumer(name));
+        await store.ack("b", 4);
+        const first = await store.consumers("", 2);
+        expect(first.consumers.map((c) => c.name)).toEqual(["a", "b"]);
+        expect(first.hasMore).toBe(true);
+        expect((await store.consumers("b", 2)).consumers.map((c) => c.name)).toEqual(["c"]);
+        await store.close();
+        const reopened = await openAt(dir);
+        expect((await reopened.consumer("b"))?.ackedSeq).toBe(4);
+      });
+    });
+
     describe("restart", () => {
       it("keeps events, counters and topic counts after close() and a reopen of the same data", async () => {
         const { dir, store } = await freshStore();

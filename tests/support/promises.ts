@@ -1,3 +1,4 @@
+import { ConnectError } from "@connectrpc/connect";
 /**
  * Lets every promise reaction already queued run (setImmediate runs after the
  * microtask queue drains); no timer is involved. Used only to show that
@@ -19,3 +20,20 @@ export function watch<T>(promise: Promise<T>): { settled: () => boolean; promise
 
 /** A signal that never aborts. */
 export const never = new AbortController().signal;
+
+/** The error a call fails with, as a ConnectError, or undefined if it succeeds. */
+export async function failureOf(call: () => Promise<unknown>): Promise<ConnectError | undefined> {
+  try {
+    await call();
+    return undefined;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+}
+
+/** Reads a stream to its end: undefined if it ends cleanly, the ConnectError it ends with otherwise. */
+export function streamEnd(iterator: AsyncIterator<unknown>): Promise<ConnectError | undefined> {
+  return failureOf(async () => {
+    while (!(await iterator.next()).done);
+  });
+}

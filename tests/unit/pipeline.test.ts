@@ -272,8 +272,10 @@ describe("PublishStream via PublishPipeline.openStream", () => {
 
     const invalid = batch(event("c0"), event("", { source: "" }), event("c2"));
     const err = await stream.feed(invalid).catch((e: unknown) => e);
-    // Indices are within the message.
+    // Indices are within the message, and the message is named, so a client can tell which of its batches.
     expect(violationKeys(err)).toEqual(["1:event_id", "1:source"]);
+    expect((err as ValidationError).violations.map((v) => v.message)).toEqual([2, 2]);
+    expect((err as ValidationError).message).toContain("messages[2].events[1].event_id");
     expect(authorizePublish.mock.calls[2]).toEqual([invalid.events, "stream message 2", "messages[2]."]);
     expect(pipeline.rejectedInvalid).toBe(3);
     expect(store.batches).toEqual([["a0", "a1"], ["b0"]]);
