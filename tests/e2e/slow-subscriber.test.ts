@@ -108,6 +108,7 @@ it(
     // Open and live: each has read all there is (nothing yet) before it stops reading.
     await Promise.all(subscribers.map((s) => s.until((x) => x.heartbeats.some((h) => h.caughtUp), "its first caught-up heartbeat")));
     for (const s of subscribers) s.pause();
+    const rssBeforeMiB = rssMiB(server.process.pid!);
 
     // Stalled: producers publish the backlog while nobody reads.
     const heldWhileStalled: number[] = [];
@@ -143,7 +144,7 @@ it(
 
     const maxHeld = (samples: number[]) => (Math.max(...samples) / MiB).toFixed(1);
     console.info(
-      `slow subscriber: peak RSS ${stall.peakRssMiB.toFixed(1)} MiB while ${subscriberCount} subscribers stalled and ${totalEvents} events of ~1 KiB ` +
+      `slow subscriber: RSS ${rssBeforeMiB.toFixed(1)} MiB before; peak RSS ${stall.peakRssMiB.toFixed(1)} MiB while ${subscriberCount} subscribers stalled and ${totalEvents} events of ~1 KiB ` +
         `(${(subscribers[0]!.bytes / MiB).toFixed(0)} MiB per subscriber) were published in ${stall.seconds.toFixed(1)} s ` +
         `(${Math.round(totalEvents / stall.seconds)} events/s, server CPU ${stall.cpuSeconds.toFixed(1)} s), memory_held_bytes at most ${maxHeld(heldWhileStalled)} MiB, ` +
         `client-side unread at most ${(maxUnread / 1024).toFixed(0)} KiB, ${health(stall.watched)}; ` +
