@@ -15,20 +15,33 @@ import type { SubscriptionRequest } from "./request.js";
 const pageRows = 1000;
 
 /**
+ * Stored bytes of one subscription page at most (--max-page-bytes if lower).
+ * A page is read, encoded and queued on its stream whole, so each
+ * subscription that catches up holds about three times this at once; with 20
+ * subscribers catching up together, 1 MiB pages peaked at ~420 MiB RSS, and
+ * a quarter of that still fills a stream's 256 KiB window per write.
+ */
+const maxSubscriptionPageBytes = 256 * 1024;
+
+/**
  * Subscriptions as every front door opens them (Subscribe, GET
  * /events/stream): a cursor over the store and the commit feed, attached to
  * its durable consumer when it names one. Memory per subscription: one page
- * (at most --max-page-bytes of stored events, held against the memory budget
- * while it is delivered), a few hundred bytes of state, and, for a durable
+ * (at most 256 KiB of stored events, held against the memory budget while it
+ * is delivered), a few hundred bytes of state, and, for a durable
  * consumer, 8 bytes per unacknowledged event (max_unacked).
  */
 export class Subscriptions {
+  private readonly pageBytes: number;
+
   constructor(
     private readonly feed: CommitFeed,
     private readonly store: EventStore,
     readonly consumers: DurableConsumers,
-    private readonly pageBytes: number,
-  ) {}
+    maxPageBytes: number,
+  ) {
+    this.pageBytes = Math.min(maxPageBytes, maxSubscriptionPageBytes);
+  }
 
   /** The newest committed seq. */
   get head(): number {
