@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { LoadResult } from "../load/run-record.js";
-import type { FromLoader, LoadJob, RawJob, RawResult, ToLoader } from "./loader-protocol.js";
+import type { FromLoader, LoaderJob, RawResult, ToLoader } from "./loader-protocol.js";
 
 /**
  * Heap for the load generator. Pre-encoded requests of a million-event
@@ -31,11 +31,11 @@ export class LoaderProcess {
   }
 
   /** Encodes everything the job will send; resolves when the job can start. */
-  async prepare(job: LoadJob | RawJob): Promise<void> {
+  async prepare(job: LoaderJob): Promise<void> {
     await this.exchange({ type: "prepare", job }, (m) => (m.type === "prepared" ? true : undefined));
   }
 
-  /** Runs the prepared load job; `onProgress` hears how many events are acknowledged so far. */
+  /** Runs the prepared load or JetStream job; `onProgress` hears how many events are written so far. */
   runLoad(onProgress: (done: number) => void): Promise<LoadResult> {
     return this.exchange({ type: "start" }, (m) => {
       if (m.type === "progress") onProgress(m.done);

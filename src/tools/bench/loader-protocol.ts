@@ -3,6 +3,9 @@ import type { LatencySummary } from "../load/latency.js";
 import type { LoadSpec } from "../load/run-load.js";
 import type { LoadResult } from "../load/run-record.js";
 import type { WorkloadSpec } from "../load/workload.js";
+import type { JetStreamJob } from "./jetstream-publish.js";
+
+export type { JetStreamJob } from "./jetstream-publish.js";
 
 /**
  * Messages between the bench orchestrator and its load-generator process.
@@ -17,7 +20,8 @@ export interface LoadJob {
   spec: LoadSpec;
   workload: WorkloadSpec;
   batch: number;
-  topics: number;
+  /** How many topics (topicNames), or their names (the fan-out run's t000..t099). */
+  topics: number | string[];
   /**
    * "shared": reuse encodings across jobs of the same seed (scenarios send
    * the same events to fresh databases); "fresh": encode for this job only
@@ -43,7 +47,7 @@ export interface RawJob {
   cache: "shared" | "fresh";
 }
 
-export type LoaderJob = LoadJob | RawJob;
+export type LoaderJob = LoadJob | RawJob | JetStreamJob;
 
 /** What a raw run measured, for one workload. */
 export interface RawResult {

@@ -20,7 +20,8 @@ import { sampleHostCpu, stealPercent } from "./proc-usage.js";
 import { benchProgress } from "./progress.js";
 import { writeReports, reportFiles } from "./report/write.js";
 import { runScenario } from "./run-scenario.js";
-import { allScenarios, selectScenarios, type Scenario } from "./scenarios.js";
+import { jetStreamAvailable, natsSkippedLine } from "./jetstream.js";
+import { allScenarios, selectScenarios, usesJetStream, type Scenario } from "./scenarios.js";
 
 interface BenchOptions {
   quick: boolean;
@@ -92,10 +93,16 @@ function oneLine(r: ScenarioResult): string {
 
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
-  const scenarios: Scenario[] = selectScenarios(allScenarios(options.quick), options.only);
+  let scenarios: Scenario[] = selectScenarios(allScenarios(options.quick), options.only);
   if (options.list) {
     for (const s of scenarios) console.log(`${s.id.padEnd(34)} ${s.label}`);
     return 0;
+  }
+  const skipped: string[] = [];
+  if (scenarios.some(usesJetStream) && !(await jetStreamAvailable())) {
+    console.log(natsSkippedLine);
+    skipped.push(natsSkippedLine);
+    scenarios = scenarios.filter((s) => !usesJetStream(s));
   }
   const startedAt = new Date();
   const loadAtStart = loadavg()[0]!;
@@ -114,13 +121,17 @@ async function main(): Promise<number> {
     seconds: (Date.now() - startedAt.getTime()) / 1000,
     loadAverage: { start: loadAtStart, end: loadavg()[0]! },
     hostStealPercent: stealPercent(hostAtStart, sampleHostCpu()),
+    skipped,
   });
-  const total = options.durability.length * scenarios.length;
+  // tally's durability does not change JetStream: its scenarios run in the first pass only.
+  const inPass = (scenario: Scenario, pass: Durability) => !usesJetStream(scenario) || pass === options.durability[0];
+  const total = options.durability.reduce((sum, pass) => sum + scenarios.filter((s) => inPass(s, pass)).length, 0);
   let index = 0;
   try {
     for (const pass of options.durability) {
       const measured = new Map<string, number>();
       for (const scenario of scenarios) {
+        if (!inPass(scenario, pass)) continue;
         progress.begin(`${pass}.${scenario.id}`, index++, total);
         const scenarioStarted = performance.now();
         const runs: Measurement[] = [];

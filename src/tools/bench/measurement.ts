@@ -19,8 +19,8 @@ export interface Measurement {
   /** Summed per-request answers; raw runs have none. */
   answers?: AckCounts;
   calls: number;
-  /** What one latency value times. */
-  latencyUnit: "call" | "stream" | "transaction";
+  /** What one latency value times; "delivery": from an event's commit to its arrival at a subscriber. */
+  latencyUnit: "call" | "stream" | "transaction" | "delivery";
   latency: LatencySummary;
   statusCodes: Record<string, number>;
   errors: Record<string, number>;
@@ -42,6 +42,8 @@ export interface Measurement {
   offeredRate?: number;
   /** Growth runs: the rate of each step as the database grew. */
   growth?: GrowthFigures;
+  /** Subscriber runs (run-subscribers.ts): what the Subscribers table is made of. */
+  subscribers?: SubscriberFigures;
   /** Miscounts and failures: any entry fails the bench. */
   problems: string[];
   /** Warnings and errors the server logged during the run. */
@@ -71,6 +73,55 @@ export function growthFigures(steps: GrowthFigures["steps"]): GrowthFigures {
   return { steps, firstWindowEventsPerSecond: steps[0]!.eventsPerSecond, lastWindowEventsPerSecond: steps[steps.length - 1]!.eventsPerSecond };
 }
 
+/** What a subscriber run measured, beyond the publishing figures of its Measurement. */
+export interface SubscriberFigures {
+  /** Ingest runs: one entry per subscriber count, in the order they ran. */
+  ingest?: IngestFigure[];
+  fanout?: FanoutFigure;
+  catchup?: CatchupFigure;
+}
+
+/** Publishing with a number of live subscribers following every topic. */
+export interface IngestFigure {
+  subscribers: number;
+  eventsPerSecond: number;
+  /** eventsPerSecond over the same run's 0-subscriber rate. */
+  ratio: number;
+  /** Events stored: what each subscriber received. */
+  stored: number;
+  /** Seconds from the last publish answered to the last subscriber's last event: how far behind live the subscribers ended. */
+  tailSeconds: number;
+  /** Share of the stored events the furthest-behind subscriber held as the last publish was answered: 1 is live, far below 1 is served from the database afterwards. */
+  liveShare: number;
+  /** Stored events over the time from the first publish until every subscriber held all of them. */
+  allDeliveredPerSecond: number;
+  serverCpuPercent?: number;
+  /** CPU of the subscriber process while the load ran, % of one core. */
+  subscriberCpuPercent?: number;
+  /** CPU of the load generator while the load ran: near 100, the figure may be the load generator's. */
+  loaderCpuPercent?: number;
+  hostStealPercent?: number;
+}
+
+/** One subscriber per topic under a fixed publishing rate. */
+export interface FanoutFigure {
+  subscribers: number;
+  offeredRate: number;
+  /** Events all subscribers received together over the measured part and warm-up. */
+  delivered: number;
+  /** The most events of its topic a subscriber still lacked when the last publish was answered. */
+  maxLagAtEnd: number;
+  /** Every subscriber received all its topic's events and lagged at most the scenario's keptUpLag at the end. */
+  keptUp: boolean;
+}
+
+/** One subscriber reading a filled database (or stream) from the start. */
+export interface CatchupFigure {
+  stored: number;
+  seconds: number;
+  eventsPerSecond: number;
+}
+
 /** A scenario in one durability pass, with all its runs. */
 export interface ScenarioResult {
   pass: Durability;
@@ -83,10 +134,11 @@ export interface ScenarioResult {
 
 /**
  * Picks the median run, so the reported row is one real run rather than a
- * blend: by events/s, or for latency runs (whose rate is fixed) by p99.
+ * blend: by events/s, or for latency and fan-out runs (whose rate is fixed) by p99.
  */
 export function summarize(pass: Durability, scenario: Scenario, runs: Measurement[]): ScenarioResult {
-  const key = scenario.kind === "latency" ? (m: Measurement) => m.latency.p99Us : (m: Measurement) => m.eventsPerSecond;
+  const byP99 = scenario.kind === "latency" || scenario.kind === "fanout";
+  const key = byP99 ? (m: Measurement) => m.latency.p99Us : (m: Measurement) => m.eventsPerSecond;
   const sorted = [...runs].sort((a, b) => key(a) - key(b));
   const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
   return { pass, scenario, runs, median, ok: runs.every((r) => r.problems.length === 0) };

@@ -73,7 +73,62 @@ export interface GrowthScenario extends Common, GrowthShape {
   concurrency: number;
 }
 
-export type Scenario = RawScenario | LoadScenario | LatencyScenario | GrowthScenario;
+/** Where a subscriber scenario publishes and subscribes: tally, or NATS JetStream side by side (jetstream.ts). */
+export type SubscriberSystem = "tally" | "jetstream";
+
+/**
+ * The headline stream shape with 0, 1 and 10 live subscribers following
+ * every topic, each count on a fresh server in the same run, so the ratios
+ * to the 0-subscriber rate come from runs minutes apart, not hours.
+ */
+export interface SubscriberIngestScenario extends Common {
+  kind: "subscriber-ingest";
+  system: SubscriberSystem;
+  batch: number;
+  concurrency: number;
+  /** Sends per subscriber count. */
+  sends: number;
+  subscriberCounts: number[];
+}
+
+/** One subscriber per topic while producers publish at a fixed rate, open loop: delivery latency from commit to subscriber. */
+export interface FanoutScenario extends Common {
+  kind: "fanout";
+  topics: number;
+  /** Events per second offered, open loop. */
+  rate: number;
+  /** Events per unary Publish: rate / batch calls per second. */
+  batch: number;
+  durationSeconds: number;
+  /** Seconds of the same load before the measured part, its latencies not recorded. */
+  warmupSeconds: number;
+  /** A subscriber kept up when, as the last publish was answered, at most this many events of its topic were still to come. */
+  keptUpLag: number;
+}
+
+/** A database (or stream) filled untimed, then one subscriber from the start reading all of it. */
+export interface CatchupScenario extends Common {
+  kind: "catchup";
+  system: SubscriberSystem;
+  stored: number;
+  /** The fill's stream shape. */
+  batch: number;
+  concurrency: number;
+}
+
+export type SubscriberScenario = SubscriberIngestScenario | FanoutScenario | CatchupScenario;
+
+export type Scenario = RawScenario | LoadScenario | LatencyScenario | GrowthScenario | SubscriberScenario;
+
+/** Whether a scenario is one of the subscriber scenarios (run-subscribers.ts, report/subscribers.ts). */
+export function isSubscriberScenario(s: Scenario): s is SubscriberScenario {
+  return s.kind === "subscriber-ingest" || s.kind === "fanout" || s.kind === "catchup";
+}
+
+/** Whether a scenario runs against NATS JetStream: it needs a NATS server, and tally's durability pass does not change it. */
+export function usesJetStream(s: Scenario): boolean {
+  return (s.kind === "subscriber-ingest" || s.kind === "catchup") && s.system === "jetstream";
+}
 
 /** Whether a scenario ran against a floor's stub (stub-server.ts) rather than tally: it measures the load generator, not a transport of tally's. */
 export function againstStub(s: Scenario): boolean {
@@ -99,6 +154,10 @@ interface Sizes {
   growthStored: number;
   growthWindow: number;
   growthStep: number;
+  subscriberIngestSends: number;
+  fanoutSeconds: number;
+  fanoutWarmupSeconds: number;
+  catchupStored: number;
 }
 
 const full: Sizes = {
@@ -118,6 +177,10 @@ const full: Sizes = {
   growthStored: 5_000_000,
   growthWindow: 100_000,
   growthStep: 600_000,
+  subscriberIngestSends: 1_000_000,
+  fanoutSeconds: 20,
+  fanoutWarmupSeconds: 3,
+  catchupStored: 1_000_000,
 };
 
 /**
@@ -142,6 +205,10 @@ const quick: Sizes = {
   growthStored: 50_000,
   growthWindow: 12_500,
   growthStep: 25_000,
+  subscriberIngestSends: 20_000,
+  fanoutSeconds: 3,
+  fanoutWarmupSeconds: 1,
+  catchupStored: 100_000,
 };
 
 /** Stream batch and concurrency the headline compares with the raw ceiling. */
@@ -222,7 +289,57 @@ export function allScenarios(isQuick: boolean): Scenario[] {
     concurrency: headline.concurrency,
     ...growth,
   });
+  list.push(...subscriberScenarios(s));
   return list;
+}
+
+/** Subscriber counts of the ingest runs: none (the reference), one, and ten. */
+const subscriberCounts = [0, 1, 10];
+
+/** The fan-out run's shape: 100 topics, one subscriber each, 5,000 events/s as 50-event unary Publishes every 10 ms. */
+const fanout = { topics: 100, rate: 5_000, batch: 50 };
+
+/** Subscriber scenarios (issue point 7), tally's and JetStream's side by side. */
+function subscriberScenarios(s: Sizes): Scenario[] {
+  const shape = `${headline.batch}/msg on ${headline.concurrency} streams`;
+  const ingest = (system: SubscriberSystem): SubscriberIngestScenario => ({
+    kind: "subscriber-ingest",
+    id: `subs-ingest-${system}`,
+    label:
+      system === "tally"
+        ? `PublishStream ${shape} with ${subscriberCounts.join(", ")} subscribers following every topic`
+        : `JetStream async publish, windows of ${headline.batch} on ${headline.concurrency} connections, with ${subscriberCounts.join(", ")} ordered consumers following every subject`,
+    system,
+    batch: headline.batch,
+    concurrency: headline.concurrency,
+    sends: s.subscriberIngestSends,
+    subscriberCounts,
+  });
+  const catchup = (system: SubscriberSystem): CatchupScenario => ({
+    kind: "catchup",
+    id: `subs-catchup-${system}`,
+    label: `${s.catchupStored.toLocaleString("en-US")} stored, then one ${system === "tally" ? "subscriber" : "ordered consumer"} reading all from the start`,
+    system,
+    stored: s.catchupStored,
+    batch: headline.batch,
+    concurrency: headline.concurrency,
+  });
+  return [
+    ingest("tally"),
+    ingest("jetstream"),
+    {
+      kind: "fanout",
+      id: "subs-fanout-tally",
+      label: `${fanout.topics} subscribers, one topic each, while unary Publish offers ${fanout.rate.toLocaleString("en-US")} events/s (${fanout.batch} per call every ${(1000 * fanout.batch) / fanout.rate} ms), open loop`,
+      ...fanout,
+      durationSeconds: s.fanoutSeconds,
+      warmupSeconds: s.fanoutWarmupSeconds,
+      // A fifth of a second of its topic's 50 events/s: one commit or two still on the way, not a subscriber falling behind.
+      keptUpLag: 10,
+    },
+    catchup("tally"),
+    catchup("jetstream"),
+  ];
 }
 
 /** Growth's steps: the first window, the middle in steps, the last window; how many events each stores, and the sends that hold them. */

@@ -22,11 +22,12 @@ export class EventCache {
 
   constructor(
     readonly seed: number,
-    topicCount: number,
+    /** How many topics (named by topicNames), or the names themselves. */
+    topics: number | readonly string[],
     /** Number of the first event this cache holds. */
     readonly indexBase = 0,
   ) {
-    this.topics = topicNames(topicCount);
+    this.topics = typeof topics === "number" ? topicNames(topics) : [...topics];
   }
 
   /** The protobuf encoding of event `index` (a view into the cache: do not keep it past the cache). */

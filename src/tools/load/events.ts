@@ -22,6 +22,13 @@ export function topicNames(count: number): string[] {
   return Array.from({ length: count }, (_, k) => namedTopics[k] ?? `topic-${k + 1}`);
 }
 
+/** Topics t000, t001, …: one per subscriber of the bench's fan-out run, each name the same width so they sort by number. */
+export function numberedTopics(count: number): string[] {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`topics must be a positive integer, got ${count}`);
+  const width = String(count - 1).length;
+  return Array.from({ length: count }, (_, k) => `t${String(k).padStart(Math.max(width, 3), "0")}`);
+}
+
 /** The fields of one event, in the forms both the protobuf and the JSON encoders start from. */
 export interface EventFields {
   topic: string;

@@ -33,6 +33,8 @@ const ns = (us: number) => Math.round(us * 1000);
 function callName(result: ScenarioResult): string {
   const s = result.scenario;
   if (s.kind === "raw") return "sqlite.insert (in-process group appender)";
+  // Subscriber runs get no ghz report (write.ts); named for completeness.
+  if (!("transport" in s)) return "aggregator.v1.AggregatorService.Subscribe";
   const transport = s.transport;
   if (transport === "grpc-stream") return "aggregator.v1.AggregatorService.PublishStream";
   if (transport === "rest") return "POST /publish";
@@ -42,7 +44,7 @@ function callName(result: ScenarioResult): string {
 /** The ghz report of `m`, one run of `result`'s scenario. */
 export function ghzReport(result: ScenarioResult, m: Measurement, latency: LatencySummary = m.latency, date = new Date()): GhzReport {
   const s = result.scenario;
-  const concurrency = s.kind === "raw" ? 1 : s.kind === "latency" ? s.maxInFlight : s.concurrency;
+  const concurrency = s.kind === "latency" ? s.maxInFlight : "concurrency" in s ? s.concurrency : 1;
   return {
     name: `${result.pass}.${s.id}`,
     endReason: "normal",

@@ -1,6 +1,7 @@
 import type { ScenarioResult } from "../measurement.js";
-import { againstStub, headline } from "../scenarios.js";
+import { againstStub, headline, isSubscriberScenario } from "../scenarios.js";
 import type { Row } from "./rows.js";
+import { subscribersSection } from "./subscribers.js";
 
 /** Facts about the run that a reader needs to trust or compare a figure. */
 export interface RunInfo {
@@ -16,6 +17,8 @@ export interface RunInfo {
   loadAverage: { start: number; end: number };
   /** Share of the machine's CPU time the hypervisor took over the whole bench (/proc/stat steal), %; undefined off Linux. */
   hostStealPercent: number | undefined;
+  /** Scenarios left out, and why (no NATS server). */
+  skipped: string[];
 }
 
 const n = (value: number) => Math.round(value).toLocaleString("en-US");
@@ -170,18 +173,22 @@ export function renderMarkdown(info: RunInfo, rows: Row[], results: ScenarioResu
     failed.length > 0 ? `**${failed.length} scenario(s) FAILED their count check: ${failed.map((r) => `${r.pass}.${r.scenario}`).join(", ")}.**\n` : "Every scenario against tally stored exactly its distinct events and reported every re-send as a duplicate; every stub run answered every call OK.\n",
     "events/s counts acknowledged sends (re-sends included) from the first send to the last acknowledgement. Each scenario ran on a fresh server and database; the load generator is a separate process. The machine is shared and noisy: compare figures from the same run.",
     "",
+    ...info.skipped.map((line) => `**${line}**\n`),
     headlineSection(results),
     "",
     floorSection(results),
     "",
-    "![events/s by batch size](throughput-by-batch.svg)",
+    // A run of subscriber scenarios alone has nothing to chart.
+    results.some((r) => !isSubscriberScenario(r.scenario)) ? "![events/s by batch size](throughput-by-batch.svg)" : "",
     "",
     latencySection(results),
     "",
     growthSection(results),
     "",
+    subscribersSection(results),
+    "",
     scenarioTables(rows),
-    "Latency is per unary call or HTTP request; for PublishStream, which answers once after its last batch, per whole stream; for raw runs, per transaction. CPU is % of one core (two cores: up to 200). For raw runs the CPU column is the inserting process. Server RSS is the peak resident set (VmHWM); in parentheses the largest anonymous part seen (RssAnon: heaps and caches, not file pages).",
+    "Latency is per unary call or HTTP request; for PublishStream, which answers once after its last batch, per whole stream; for raw runs, per transaction; for the fan-out run, from an event's commit to its arrival at its subscriber. A subscriber-ingest row is its 0-subscriber run (the others are in Subscribers). CPU is % of one core (two cores: up to 200). For raw runs the CPU column is the inserting process. Server RSS is the peak resident set (VmHWM); in parentheses the largest anonymous part seen (RssAnon: heaps and caches, not file pages).",
     "",
     notesSection(rows, results),
     "",

@@ -1,4 +1,5 @@
 import type { ScenarioResult } from "../measurement.js";
+import type { Scenario } from "../scenarios.js";
 
 /** One scenario in one pass as the tables print it: the median run, plus every run's rate. */
 export interface Row {
@@ -48,6 +49,23 @@ function stealNote(runs: ScenarioResult["runs"]): string | undefined {
   return `the hypervisor took ${each}% of the machine's CPU during ${runs.length > 1 ? "these runs" : "this run"} (/proc/stat steal), which slows every figure of a run`;
 }
 
+/** How a scenario's load reached its server, for the transport, batch and concurrency columns. */
+function shapeOf(s: Scenario): { transport: string; batch: number | ""; concurrency: number | "" } {
+  switch (s.kind) {
+    case "raw":
+      return { transport: `raw-${s.pragmas}`, batch: s.batch, concurrency: "" };
+    case "latency":
+      return { transport: s.transport, batch: s.batch, concurrency: s.maxInFlight };
+    case "fanout":
+      return { transport: "grpc", batch: s.batch, concurrency: "" };
+    case "subscriber-ingest":
+    case "catchup":
+      return { transport: s.system === "tally" ? "grpc-stream" : "jetstream", batch: s.batch, concurrency: s.concurrency };
+    default:
+      return { transport: s.transport, batch: s.batch, concurrency: s.concurrency };
+  }
+}
+
 export function toRow(r: ScenarioResult): Row {
   const s = r.scenario;
   const m = r.median;
@@ -56,9 +74,7 @@ export function toRow(r: ScenarioResult): Row {
     pass: r.pass,
     scenario: s.id,
     label: s.label,
-    transport: s.kind === "raw" ? `raw-${s.pragmas}` : s.transport,
-    batch: s.batch,
-    concurrency: s.kind === "raw" ? "" : s.kind === "latency" ? s.maxInFlight : s.concurrency,
+    ...shapeOf(s),
     sends: m.sends,
     eventsPerSecond: Math.round(m.eventsPerSecond),
     // Streams run a handful of calls in seconds: keep two decimals below 100/s so the figure is not 0.

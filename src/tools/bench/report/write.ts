@@ -1,6 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ScenarioResult } from "../measurement.js";
+import { isSubscriberScenario } from "../scenarios.js";
 import { throughputChart } from "./chart.js";
 import { renderCsv } from "./csv.js";
 import { ghzReport } from "./ghz.js";
@@ -29,6 +30,8 @@ export function writeReports(dir: string, info: RunInfo, results: ScenarioResult
   mkdirSync(join(dir, reportFiles.ghzDir));
   const date = new Date(info.date);
   for (const result of results) {
+    // ghz reports time calls; a subscriber run's figures are deliveries, in the Markdown and JSON reports.
+    if (isSubscriberScenario(result.scenario)) continue;
     const base = join(reportFiles.ghzDir, `${result.pass}.${result.scenario.id}`);
     const growth = result.median.growth;
     if (growth !== undefined) {
