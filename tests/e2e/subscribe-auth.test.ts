@@ -163,15 +163,20 @@ describe("durable consumers with a topic-limited token", () => {
     const before = await consumersAsAdmin();
     const teamA = grpcAs(tokens.teamA);
     for (const name of [consumers.theirs.consumer, consumers.everything.consumer]) {
+      // The refusal names the consumer, never the topics it follows: they may be another team's.
       const ack = await refusal(teamA.ack({ consumer: name, seq: head }));
       expect(ack.code).toBe(Code.PermissionDenied);
-      expect(ack.rawMessage).toContain(`${limitation}; Ack asked for`);
+      expect(ack.rawMessage).toContain(`${limitation}; consumer "${name}" follows topics outside them, so Ack may not use it`);
       const deletion = await refusal(teamA.deleteConsumer({ name }));
       expect(deletion.code).toBe(Code.PermissionDenied);
-      expect(deletion.rawMessage).toContain(`${limitation}; DeleteConsumer asked for`);
+      expect(deletion.rawMessage).toContain(`consumer "${name}" follows topics outside them, so DeleteConsumer may not use it`);
     }
     // Nor take it over by subscribing with its name and filter.
     expect((await refusal(firstMessage(teamA, consumers.theirs))).code).toBe(Code.PermissionDenied);
+    // Nor learn its filter by subscribing with its name and a filter of its own.
+    const probe = await refusal(firstMessage(teamA, { consumer: consumers.theirs.consumer, topic: "team-a.x" }));
+    expect(probe.code).toBe(Code.PermissionDenied);
+    expect(probe.rawMessage).not.toContain("team-b.x");
     const after = await consumersAsAdmin();
     for (const name of [consumers.theirs.consumer, consumers.everything.consumer]) {
       expect(after.get(name), `${name} still exists`).toBeDefined();
