@@ -18,6 +18,8 @@ export interface Caller {
    * prefix within its topics (subscriptions and durable consumers).
    */
   authorizeRead(filter: ReadFilter, operation: string): void;
+  /** authorizeRead for a durable consumer's stored filter: the refusal names the consumer, never its filter. */
+  authorizeConsumer(name: string, filter: ReadFilter, operation: string): void;
   /** Whether authorizeRead would pass, for listings that show only what the caller may read. */
   mayRead(filter: ReadFilter): boolean;
 }

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { AccessList, Grant } from "./access-list.js";
 import { accessRules } from "./access-rules.js";
 import type { Caller } from "./caller.js";
-import { allowsFilter, checkPublishTopics, checkReadAll, checkReadFilter, checkReadTopic, logRefusal, requireRole } from "./policy.js";
+import { allowsFilter, checkConsumerFilter, checkPublishTopics, checkReadAll, checkReadFilter, checkReadTopic, logRefusal, requireRole } from "./policy.js";
 
 /** One request at the gate: which operation, by whom, and (for reads) on which topic. */
 export interface Admission {
@@ -18,7 +18,7 @@ export interface Admission {
 }
 
 /** The caller when nothing is checked: authentication off, or an open operation. */
-const anyone: Caller = { name: undefined, authorizePublish: () => undefined, authorizeRead: () => undefined, mayRead: () => true };
+const anyone: Caller = { name: undefined, authorizePublish: () => undefined, authorizeRead: () => undefined, authorizeConsumer: () => undefined, mayRead: () => true };
 
 /**
  * The one authorization decision. Every front door asks it before it does
@@ -71,6 +71,13 @@ function callerFor(grant: Grant, label: string, log: Logger): Caller {
         throw logRefusal(log, err, grant, label);
       }
     },
+    authorizeConsumer(name, filter, operation) {
+      try {
+        checkConsumerFilter(grant, name, filter, operation);
+      } catch (err) {
+        throw logRefusal(log, err, grant, label);
+      }
+    },
     authorizePublish(events, unit, indexPrefix) {
       try {
         checkPublishTopics(grant, events, unit, indexPrefix);
@@ -89,6 +96,7 @@ export const unadmitted: Caller = {
   name: undefined,
   authorizePublish: refuseUnadmitted,
   authorizeRead: refuseUnadmitted,
+  authorizeConsumer: refuseUnadmitted,
   mayRead: () => false,
 };
 

@@ -78,6 +78,15 @@ export function checkReadFilter(grant: Grant, filter: { topic?: string; topicPre
   throw new ConnectError(`${limitation(grant)}; ${operation} asked for ${asked}`, Code.PermissionDenied);
 }
 
+/**
+ * A durable consumer's stored filter against the grant: refused without
+ * naming that filter, since it may name another team's topics.
+ */
+export function checkConsumerFilter(grant: Grant, name: string, filter: { topic?: string; topicPrefix?: string }, operation: string): void {
+  if (allowsFilter(grant, filter)) return;
+  throw new ConnectError(`${limitation(grant)}; consumer ${quoted(name)} follows topics outside them, so ${operation} may not use it`, Code.PermissionDenied);
+}
+
 /** Statistics cover every topic (names and counts), so they need a read grant that is not topic-limited. */
 export function checkReadAll(grant: Grant, operation: string): void {
   requireRole(grant, "read", operation);

@@ -62,7 +62,7 @@ export async function eventStream(subscriptions: Subscriptions, shutdownSignal: 
       // The stream also ends when the server drains or its connection reaches its age; EventSource then reconnects with Last-Event-ID.
       const signal = AbortSignal.any([gone, shutdownSignal, connectionGoingAway(req)]);
       try {
-        for await (const item of subscriptions.open(request, lease, signal)) yield frame(item);
+        for await (const item of subscriptions.open(request, caller, lease, signal)) yield frame(item);
       } catch (err) {
         if (signal.aborted) return;
         const error = ConnectError.from(err);

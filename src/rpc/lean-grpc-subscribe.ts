@@ -105,7 +105,7 @@ export function leanGrpcSubscribe({ subscriptions, gate, log, maxTimeoutMs, shut
         const request = subscriptionRequest(decoded);
         caller.authorizeRead(request.filter, subscribeMethod);
         let cursor = 0;
-        for await (const item of subscriptions.open(request, leaseOf(req), signal)) {
+        for await (const item of subscriptions.open(request, caller, leaseOf(req), signal)) {
           if (item.kind === "heartbeat") {
             cursor = item.cursor;
             await stream.write(grpcFrame(toBinary(SubscribeResponseSchema, heartbeatResponse(item))));

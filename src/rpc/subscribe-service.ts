@@ -95,11 +95,12 @@ export function subscribeHandlers(subscriptions: Subscriptions) {
   return {
     async *subscribe(req: SubscribeRequest, ctx: HandlerContext) {
       const request = subscriptionRequest(req);
-      callerOf(ctx.values).authorizeRead(request.filter, "Subscribe");
+      const caller = callerOf(ctx.values);
+      caller.authorizeRead(request.filter, "Subscribe");
       // A subscription lasts as long as its connection: at its age it ends with `unavailable`, and the client resumes on a new one.
       const goingAway = connectionGoingAwayIn(ctx.values);
       let cursor = 0;
-      for await (const item of subscriptions.open(request, leaseIn(ctx.values), AbortSignal.any([ctx.signal, goingAway]))) {
+      for await (const item of subscriptions.open(request, caller, leaseIn(ctx.values), AbortSignal.any([ctx.signal, goingAway]))) {
         if (item.kind === "heartbeat") {
           cursor = item.cursor;
           yield heartbeatResponse(item);
@@ -117,7 +118,7 @@ export function subscribeHandlers(subscriptions: Subscriptions) {
 
     async ack(req: AckRequest, ctx: HandlerContext) {
       checkConsumerName(req.consumer, "consumer");
-      callerOf(ctx.values).authorizeRead((await consumers.get(req.consumer)).filter, "Ack");
+      callerOf(ctx.values).authorizeConsumer(req.consumer, (await consumers.get(req.consumer)).filter, "Ack");
       const record = await consumers.ack(req.consumer, Number(req.seq));
       return create(AckResponseSchema, { ackedSeq: BigInt(record.ackedSeq) });
     },
@@ -141,7 +142,7 @@ export function subscribeHandlers(subscriptions: Subscriptions) {
 
     async deleteConsumer(req: DeleteConsumerRequest, ctx: HandlerContext) {
       checkConsumerName(req.name, "name");
-      callerOf(ctx.values).authorizeRead((await consumers.get(req.name)).filter, "DeleteConsumer");
+      callerOf(ctx.values).authorizeConsumer(req.name, (await consumers.get(req.name)).filter, "DeleteConsumer");
       const record = await consumers.delete(req.name);
       return create(DeleteConsumerResponseSchema, { ackedSeq: BigInt(record.ackedSeq) });
     },

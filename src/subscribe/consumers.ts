@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { quoted } from "../answers/quote.js";
+import type { Caller } from "../auth/caller.js";
 import type { EventStore, ConsumerPage, ConsumerRecord } from "../store/types.js";
 import { AckWindow } from "./ack-window.js";
 import type { CommitFeed } from "./commit-feed.js";
@@ -57,10 +58,12 @@ export class DurableConsumers {
    * the start point as its cursor if it is new. Without a start point it
    * resumes after the acknowledged seq.
    */
-  async attach(name: string, filter: SubscriptionFilter, start: StartPoint, maxUnacked: number): Promise<ConsumerLease> {
+  async attach(name: string, filter: SubscriptionFilter, start: StartPoint, maxUnacked: number, caller: Caller): Promise<ConsumerLease> {
     const initial = startSeq(start, this.feed.head, 0);
     const { record } = await this.store.createConsumer({ name, filter, ackedSeq: initial, createdAt: new Date().toISOString() });
     if (!sameFilter(record.filter, filter)) {
+      // Say what the consumer follows only to a caller who may read it.
+      caller.authorizeConsumer(name, record.filter, "Subscribe");
       throw new ConnectError(
         `consumer ${quoted(name)} follows ${describeFilter(record.filter)}, not ${describeFilter(filter)}; subscribe with its filters, or delete it first`,
         Code.FailedPrecondition,

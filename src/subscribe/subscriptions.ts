@@ -1,3 +1,4 @@
+import type { Caller } from "../auth/caller.js";
 import type { RequestLease } from "../limits/request-lease.js";
 import type { EventStore } from "../store/types.js";
 import type { CommitFeed } from "./commit-feed.js";
@@ -53,15 +54,19 @@ export class Subscriptions {
     return this.store.countAfter(filter, afterSeq, cap);
   }
 
-  /** The subscription's items until `signal` aborts, a newer subscription takes its consumer over, or it fails. */
-  async *open(request: SubscriptionRequest, lease: RequestLease, signal: AbortSignal): AsyncGenerator<FollowItem> {
+  /**
+   * The subscription's items until `signal` aborts, a newer subscription
+   * takes its consumer over, or it fails. The front door has authorized the
+   * request's filter; `caller` is asked again about a consumer's stored one.
+   */
+  async *open(request: SubscriptionRequest, caller: Caller, lease: RequestLease, signal: AbortSignal): AsyncGenerator<FollowItem> {
     const base = { filter: request.filter, heartbeatMs: request.heartbeatMs, maxLag: request.maxLag, pageRows, pageBytes: this.pageBytes };
     const readPage = (query: Parameters<EventStore["page"]>[0]) => this.store.page(query);
     if (request.consumer === undefined) {
       yield* follow(this.feed, readPage, lease, { ...base, afterSeq: startSeq(request.start, this.feed.head, 0) }, signal);
       return;
     }
-    const consumer = await this.consumers.attach(request.consumer, request.filter, request.start, request.maxUnacked);
+    const consumer = await this.consumers.attach(request.consumer, request.filter, request.start, request.maxUnacked, caller);
     const both = AbortSignal.any([signal, consumer.ended]);
     try {
       yield* follow(this.feed, readPage, lease, { ...base, afterSeq: consumer.afterSeq, window: consumer.window }, both);

@@ -6,7 +6,8 @@ import { startServer, type TestServer } from "../support/server.js";
 
 /**
  * A client in another language's gRPC implementation (Python grpcio, C core), given only proto/,
- * calls every AggregatorService RPC and grpc.health.v1.Health/Check over h2c.
+ * calls every AggregatorService RPC (Subscribe as a server stream, durable consumers included) and
+ * grpc.health.v1.Health/Check over h2c.
  */
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -50,7 +51,7 @@ describe("interop: Python grpcio client generated from proto/", () => {
   });
 
   it.skipIf(!pythonGrpcAvailable && !interopRequired)(
-    `calls Publish, PublishStream, Events, Stats and Health/Check (needs ${python} with: apt-get install -y ${aptPackages})`,
+    `calls Publish, PublishStream, Events, Stats, Subscribe, Ack, Consumers, DeleteConsumer and Health/Check (needs ${python} with: apt-get install -y ${aptPackages})`,
     async () => {
       const result = await runClient(`127.0.0.1:${server!.port}`);
       const report = `exit ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
@@ -61,6 +62,12 @@ describe("interop: Python grpcio client generated from proto/", () => {
       expect(result.stdout).toMatch(/ok Events: 1000 events in \d+ pages, seq strictly increasing/);
       // A fresh database: 3 + 1 published, 1,000 + 200 streamed.
       expect(result.stdout).toContain("ok Stats: received 1204 == unique_processed 1003 + duplicate_dropped 201 + conflicts 0");
+      expect(result.stdout).toMatch(/ok Subscribe: 3 stored events in seq order, then a heartbeat with caught_up \(cursor \d+\)/);
+      expect(result.stdout).toMatch(/ok Subscribe: live event sub-live \(seq \d+\) delivered after catching up/);
+      expect(result.stdout).toMatch(/ok Ack: consumer interop-py-\w+ acked_seq \d+/);
+      expect(result.stdout).toMatch(/ok Consumers: interop-py-\w+ acked_seq \d+, lag 2/);
+      expect(result.stdout).toMatch(/ok Subscribe: consumer interop-py-\w+ resumed after its acked seq/);
+      expect(result.stdout).toMatch(/ok DeleteConsumer: interop-py-\w+ deleted \(acked_seq \d+\), again NOT_FOUND/);
       expect(result.stdout).toContain("ok Health/Check: SERVING");
       expect(result.stdout).toContain("PASS python grpcio interop");
     },

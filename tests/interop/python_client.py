@@ -32,6 +32,7 @@ STREAM_EVENTS = 1000
 STREAM_BATCH = 100
 STREAM_RESENDS = 200
 PAGE_LIMIT = 300  # several pages, the last one partial
+SUBSCRIBE_EVENTS = 3
 
 
 class CheckFailed(Exception):
@@ -238,12 +239,135 @@ def checks(pb, stub, health_pb, health):
         % (stats.received, stats.unique_processed, stats.duplicate_dropped, stats.conflicts)
     )
 
+    subscribe_checks(pb, stub, run_id)
+
     # --- Health ---
     for service in ("", "aggregator.v1.AggregatorService"):
         resp = health.Check(health_pb.HealthCheckRequest(service=service), timeout=DEADLINE)
         name = health_pb.HealthCheckResponse.ServingStatus.Name(resp.status)
         check(name == "SERVING", "Health/Check(%r): expected SERVING, got %s" % (service, name))
     ok("Health/Check: SERVING")
+
+
+def same_event(got, sent, where):
+    """The stored event as delivered carries what was sent, plus its seq and received_at."""
+    check(got.topic == sent.topic, "%s: topic: sent %r, got %r" % (where, sent.topic, got.topic))
+    check(got.event_id == sent.event_id, "%s: event_id: sent %r, got %r" % (where, sent.event_id, got.event_id))
+    check(got.source == sent.source, "%s: source of %s: sent %r, got %r" % (where, sent.event_id, sent.source, got.source))
+    check(
+        got.timestamp == sent.timestamp,
+        "%s: timestamp of %s: sent %s, got %s" % (where, sent.event_id, sent.timestamp.ToJsonString(), got.timestamp.ToJsonString()),
+    )
+    check(
+        json_format.MessageToDict(got.payload) == json_format.MessageToDict(sent.payload),
+        "%s: payload of %s: sent %s, got %s"
+        % (where, sent.event_id, json_format.MessageToDict(sent.payload), json_format.MessageToDict(got.payload)),
+    )
+    check(got.HasField("received_at") and got.received_at.seconds > 0, "%s: %s has no received_at" % (where, sent.event_id))
+
+
+def subscribe_checks(pb, stub, run_id):
+    topic = "interop-py-%s-subscribe" % run_id
+    sent = [make_event(pb, topic, "sub-%d" % i, i) for i in range(SUBSCRIBE_EVENTS)]
+    resp = stub.Publish(pb.PublishRequest(events=sent), timeout=DEADLINE)
+    seqs = [r.seq for r in resp.results]
+    check(resp.accepted == SUBSCRIBE_EVENTS, "Subscribe: publishing %d events accepted %d" % (SUBSCRIBE_EVENTS, resp.accepted))
+
+    # --- Subscribe: the stored events in order, a caught-up heartbeat, then one published live. ---
+    live_event = make_event(pb, topic, "sub-live", SUBSCRIBE_EVENTS)
+    replayed = []
+    heartbeat = None
+    live = None
+    live_seq = None
+    call = stub.Subscribe(pb.SubscribeRequest(topic=topic, heartbeat_ms=1000), timeout=DEADLINE)
+    try:
+        for item in call:
+            kind = item.WhichOneof("item")
+            if kind == "event":
+                if heartbeat is None:
+                    replayed.append(item.event)
+                else:
+                    live = item.event
+                    break
+            elif kind == "heartbeat" and item.heartbeat.caught_up and heartbeat is None:
+                heartbeat = item.heartbeat
+                live_resp = stub.Publish(pb.PublishRequest(events=[live_event]), timeout=DEADLINE)
+                live_seq = live_resp.results[0].seq
+    finally:
+        call.cancel()
+    check(
+        [e.seq for e in replayed] == seqs,
+        "Subscribe: expected the stored events %s before the caught-up heartbeat, got %s" % (seqs, [e.seq for e in replayed]),
+    )
+    for got, want in zip(replayed, sent):
+        same_event(got, want, "Subscribe")
+    check(heartbeat is not None, "Subscribe: no caught-up heartbeat")
+    check(
+        heartbeat.cursor >= seqs[-1] and heartbeat.head_seq >= heartbeat.cursor,
+        "Subscribe: heartbeat cursor %d should be at or past the last event %d and at most head_seq %d"
+        % (heartbeat.cursor, seqs[-1], heartbeat.head_seq),
+    )
+    ok("Subscribe: %d stored events in seq order, then a heartbeat with caught_up (cursor %d)" % (len(replayed), heartbeat.cursor))
+    check(live is not None, "Subscribe: the event published after the heartbeat did not arrive")
+    check(live.seq == live_seq, "Subscribe: live event seq %d, Publish answered %d" % (live.seq, live_seq))
+    same_event(live, live_event, "Subscribe (live)")
+    ok("Subscribe: live event %s (seq %d) delivered after catching up" % (live.event_id, live.seq))
+    all_seqs = seqs + [live_seq]
+
+    # --- A durable consumer: receive, Ack part, Consumers shows it, resume after it, delete. ---
+    consumer = "interop-py-%s" % run_id
+    got = []
+    call = stub.Subscribe(pb.SubscribeRequest(topic=topic, consumer=consumer), timeout=DEADLINE)
+    try:
+        for item in call:
+            if item.WhichOneof("item") == "event":
+                got.append(item.event.seq)
+                if len(got) == len(all_seqs):
+                    break
+    finally:
+        call.cancel()
+    check(got == all_seqs, "Subscribe consumer=%s: expected %s, got %s" % (consumer, all_seqs, got))
+    acked = all_seqs[1]
+    ack = stub.Ack(pb.AckRequest(consumer=consumer, seq=acked), timeout=DEADLINE)
+    check(ack.acked_seq == acked, "Ack: expected acked_seq %d, got %d" % (acked, ack.acked_seq))
+    ok("Ack: consumer %s acked_seq %d" % (consumer, ack.acked_seq))
+
+    listed = None
+    after = ""
+    while listed is None:
+        page = stub.Consumers(pb.ConsumersRequest(after=after), timeout=DEADLINE)
+        listed = next((c for c in page.consumers if c.name == consumer), None)
+        if not page.has_more:
+            break
+        after = page.next_after
+    check(listed is not None, "Consumers: %s is not listed" % consumer)
+    check(listed.acked_seq == acked, "Consumers: %s acked_seq: expected %d, got %d" % (consumer, acked, listed.acked_seq))
+    check(listed.topic == topic, "Consumers: %s topic: expected %r, got %r" % (consumer, topic, listed.topic))
+    want_lag = len(all_seqs) - 2
+    check(listed.lag == want_lag and not listed.lag_capped, "Consumers: %s lag: expected %d, got %d (capped %s)" % (consumer, want_lag, listed.lag, listed.lag_capped))
+    check(listed.HasField("acked_at"), "Consumers: %s has no acked_at after an Ack" % consumer)
+    ok("Consumers: %s acked_seq %d, lag %d" % (consumer, listed.acked_seq, listed.lag))
+
+    call = stub.Subscribe(pb.SubscribeRequest(topic=topic, consumer=consumer), timeout=DEADLINE)
+    resumed = None
+    try:
+        for item in call:
+            if item.WhichOneof("item") == "event":
+                resumed = item.event.seq
+                break
+    finally:
+        call.cancel()
+    check(resumed == all_seqs[2], "Subscribe consumer=%s again: expected to resume at seq %d, got %s" % (consumer, all_seqs[2], resumed))
+    ok("Subscribe: consumer %s resumed after its acked seq, at %d" % (consumer, resumed))
+
+    deleted = stub.DeleteConsumer(pb.DeleteConsumerRequest(name=consumer), timeout=DEADLINE)
+    check(deleted.acked_seq == acked, "DeleteConsumer: expected acked_seq %d, got %d" % (acked, deleted.acked_seq))
+    try:
+        stub.DeleteConsumer(pb.DeleteConsumerRequest(name=consumer), timeout=DEADLINE)
+        raise CheckFailed("DeleteConsumer: deleting %s twice should be NOT_FOUND" % consumer)
+    except grpc.RpcError as err:
+        check(err.code() == grpc.StatusCode.NOT_FOUND, "DeleteConsumer twice: expected NOT_FOUND, got %s" % err.code())
+    ok("DeleteConsumer: %s deleted (acked_seq %d), again NOT_FOUND" % (consumer, deleted.acked_seq))
 
 
 def main(argv):

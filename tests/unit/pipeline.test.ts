@@ -19,7 +19,7 @@ function fakeCaller(forbidden: string[] = []) {
   const authorizePublish = vi.fn<Caller["authorizePublish"]>((events, unit = "request") => {
     if (events.some((e) => e !== undefined && forbidden.includes(e.topic))) throw new Refused(`${unit} refused`);
   });
-  const caller: Caller = { name: "tester", authorizePublish, authorizeRead: () => undefined, mayRead: () => true };
+  const caller: Caller = { name: "tester", authorizePublish, authorizeRead: () => undefined, authorizeConsumer: () => undefined, mayRead: () => true };
   return { caller, authorizePublish };
 }
 

@@ -1,5 +1,4 @@
-import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { ChildWorker } from "./child-worker.js";
 import type { LoadResult } from "../load/run-record.js";
 import type { FromLoader, LoaderJob, RawResult, ToLoader } from "./loader-protocol.js";
 
@@ -12,22 +11,12 @@ const loaderHeapMiB = 8192;
 
 /** The orchestrator's handle on its load-generator process. */
 export class LoaderProcess {
-  private readonly child: ChildProcess;
-  private listener: ((message: FromLoader) => void) | undefined;
-  private exited: Error | undefined;
-
-  constructor() {
-    const entry = fileURLToPath(new URL("./loader.js", import.meta.url));
-    this.child = fork(entry, [], { execArgv: [`--max-old-space-size=${loaderHeapMiB}`], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (message: FromLoader) => this.listener?.(message));
-    this.child.on("exit", (code, signal) => {
-      this.exited = new Error(`load generator exited (${signal ?? code})`);
-      this.listener?.({ type: "error", message: this.exited.message });
-    });
-  }
+  private readonly worker = new ChildWorker<ToLoader, FromLoader>(new URL("./loader.js", import.meta.url), "load generator", {
+    execArgv: [`--max-old-space-size=${loaderHeapMiB}`],
+  });
 
   get pid(): number {
-    return this.child.pid!;
+    return this.worker.pid;
   }
 
   /** Encodes everything the job will send; resolves when the job can start. */
@@ -49,25 +38,10 @@ export class LoaderProcess {
   }
 
   close(): void {
-    if (this.exited === undefined && this.child.connected) this.child.send({ type: "exit" } satisfies ToLoader);
+    this.worker.send({ type: "exit" });
   }
 
   private exchange<T>(message: ToLoader, accept: (m: FromLoader) => T | undefined): Promise<T> {
-    if (this.exited !== undefined) return Promise.reject(this.exited);
-    return new Promise<T>((resolve, reject) => {
-      this.listener = (m) => {
-        if (m.type === "error") {
-          this.listener = undefined;
-          reject(new Error(`load generator: ${m.message}`));
-          return;
-        }
-        const value = accept(m);
-        if (value !== undefined) {
-          this.listener = undefined;
-          resolve(value);
-        }
-      };
-      this.child.send(message);
-    });
+    return this.worker.exchange(message, accept);
   }
 }

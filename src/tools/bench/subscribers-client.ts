@@ -1,5 +1,4 @@
-import { fork, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { ChildWorker } from "./child-worker.js";
 import type { FromSubscribers, SubscribeJob, ToSubscribers } from "./subscribers-protocol.js";
 
 /** What a subscriber process answered once its subscribers held everything, or the time ran out. */
@@ -11,27 +10,22 @@ export type SubscribersFinished = Extract<FromSubscribers, { type: "finished" }>
  * run outlives it.
  */
 export class SubscriberProcess {
-  private readonly child: ChildProcess;
-  private listener: ((message: FromSubscribers) => void) | undefined;
-  private exited: Error | undefined;
+  private readonly worker: ChildWorker<ToSubscribers, FromSubscribers>;
   /** Events received so far, all subscribers together (progress messages). */
   received = 0;
 
   constructor() {
-    const entry = fileURLToPath(new URL("./subscribers.js", import.meta.url));
-    this.child = fork(entry, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (message: FromSubscribers) => {
-      if (message.type === "progress") this.received = message.received;
-      else this.listener?.(message);
-    });
-    this.child.on("exit", (code, signal) => {
-      this.exited = new Error(`subscriber process exited (${signal ?? code})`);
-      this.listener?.({ type: "error", message: this.exited.message });
+    this.worker = new ChildWorker(new URL("./subscribers.js", import.meta.url), "subscriber process", {
+      onOther: (message) => {
+        if (message.type !== "progress") return false;
+        this.received = message.received;
+        return true;
+      },
     });
   }
 
   get pid(): number {
-    return this.child.pid!;
+    return this.worker.pid;
   }
 
   /** Subscribes; resolves once live subscriptions are in place (a catch-up's once requested). */
@@ -50,25 +44,10 @@ export class SubscriberProcess {
   }
 
   close(): void {
-    if (this.exited === undefined && this.child.connected) this.child.send({ type: "exit" } satisfies ToSubscribers);
+    this.worker.send({ type: "exit" });
   }
 
   private exchange<T>(message: ToSubscribers, accept: (m: FromSubscribers) => T | undefined): Promise<T> {
-    if (this.exited !== undefined) return Promise.reject(this.exited);
-    return new Promise<T>((resolve, reject) => {
-      this.listener = (m) => {
-        if (m.type === "error") {
-          this.listener = undefined;
-          reject(new Error(`subscriber process: ${m.message}`));
-          return;
-        }
-        const value = accept(m);
-        if (value !== undefined) {
-          this.listener = undefined;
-          resolve(value);
-        }
-      };
-      this.child.send(message);
-    });
+    return this.worker.exchange(message, accept);
   }
 }
