@@ -6,7 +6,7 @@
  * ghz-format summaries). Exits 1 if any run miscounted.
  *
  *   npm run bench                       full size (tens of minutes)
- *   npm run bench -- --quick            smoke check, under 2 minutes
+ *   npm run bench -- --quick            smoke check, a few minutes
  *   npm run bench -- --only grpc-stream-b500-c4,raw-tuned-b500 --durability full --runs 3
  *   npm run bench -- --list             scenario ids
  */
@@ -51,7 +51,7 @@ function parseOptions(argv: string[]): BenchOptions {
   };
   return new Command("tally-bench")
     .description("Benchmark tally: throughput per transport and batch size against the raw SQLite ceiling, latency, growth")
-    .option("--quick", "small sizes for a smoke check (under 2 minutes)", false)
+    .option("--quick", "small sizes for a smoke check (a few minutes)", false)
     .option("--only <ids>", "comma-separated scenario ids, prefixes or globs (see --list)", list)
     .option("--runs <n>", "runs per scenario; the median run is reported", runs, 1)
     .option("--durability <modes>", "passes to run, comma-separated", durabilities, ["full", "normal"] as Durability[])
