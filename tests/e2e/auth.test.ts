@@ -5,10 +5,10 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { spawnSync } from "node:child_process";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,9 +18,9 @@ import { HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/gr
 import { healthClient } from "../support/clients.js";
 import { jsonEvent, makeEvent } from "../support/events.js";
 import { serverEntry, startServer, tempDir, type TestServer } from "../support/server.js";
+import { bearer, secret, writeTokenFile } from "../support/tokens.js";
+import { refusal } from "../support/promises.js";
 
-/** Fresh random secrets each run, so finding one in the logs can only mean the server wrote it. */
-const secret = () => randomBytes(24).toString("base64url");
 const tokens = { admin: secret(), ingest: secret(), reader: secret(), ordersReader: secret() };
 /** Sent by tests but not in the file: must not be logged either. */
 const wrongToken = secret();
@@ -28,16 +28,12 @@ const wrongToken = secret();
 let server: TestServer;
 
 beforeAll(async () => {
-  const file = join(tempDir(), "tokens.json");
-  writeFileSync(
-    file,
-    JSON.stringify([
+  const file = writeTokenFile([
       { name: "admin", token: tokens.admin, roles: ["publish", "read"] },
       { name: "ingest", token: tokens.ingest, roles: ["publish"], topics: ["orders."] },
       { name: "reader", token: tokens.reader, roles: ["read"] },
       { name: "orders-reader", token: tokens.ordersReader, roles: ["read"], topics: ["orders."] },
-    ]),
-  );
+    ]);
   // trace: the most the server ever logs, so the token check below covers every log line it can write.
   server = await startServer({ args: ["--auth-tokens", file, "--log-level", "trace"] });
 });
@@ -46,28 +42,12 @@ afterAll(async () => {
   expect(await server.stop()).toBe(0);
 });
 
-function bearer(token: string): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
-}
-
 function grpcAs(token?: string): Client<typeof AggregatorService> {
   return createClient(AggregatorService, createGrpcTransport({ baseUrl: server.url, interceptors: token === undefined ? [] : [bearer(token)] }));
 }
 
 function connectJsonAs(token: string): Client<typeof AggregatorService> {
   return createClient(AggregatorService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", interceptors: [bearer(token)] }));
-}
-
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  const outcome = await call.then(
-    () => undefined,
-    (err: unknown) => ConnectError.from(err),
-  );
-  if (outcome === undefined) throw new Error("expected the call to be refused");
-  return outcome;
 }
 
 async function rest(method: string, path: string, token?: string, body?: unknown) {

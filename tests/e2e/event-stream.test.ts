@@ -9,12 +9,10 @@
  * does not cut a quiet stream.
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonEvent } from "../support/events.js";
-import { startServer, tempDir, type TestServer } from "../support/server.js";
+import { startServer, type TestServer } from "../support/server.js";
+import { secret, writeTokenFile } from "../support/tokens.js";
 import { eventOf, heartbeatOf, parseFrames, SseStream, type SseEventData } from "../support/sse.js";
 
 /** POST /publish; answers the seqs of the events, in order. */
@@ -206,19 +204,14 @@ describe("GET /events/stream", () => {
 });
 
 describe("GET /events/stream with authentication on", () => {
-  const secret = () => randomBytes(24).toString("base64url");
-  const tokens = { admin: secret(), teamA: secret() };
+    const tokens = { admin: secret(), teamA: secret() };
   let server: TestServer;
 
   beforeAll(async () => {
-    const file = join(tempDir(), "tokens.json");
-    writeFileSync(
-      file,
-      JSON.stringify([
+    const file = writeTokenFile([
         { name: "admin", token: tokens.admin, roles: ["publish", "read"] },
         { name: "team-a-reader", token: tokens.teamA, roles: ["read"], topics: ["team-a."] },
-      ]),
-    );
+      ]);
     server = await startServer({ args: ["--auth-tokens", file] });
   });
   afterAll(async () => {

@@ -6,48 +6,35 @@
  * acknowledge, delete or list a durable consumer whose filter reaches
  * outside them, and a refused call changes nothing.
  */
-import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AggregatorService, SubscribeRequest_Start, type ConsumerInfo, type SubscribeRequest } from "../../gen/aggregator/v1/aggregator_pb.js";
 import { makeEvent } from "../support/events.js";
-import { startServer, tempDir, type TestServer } from "../support/server.js";
+import { startServer, type TestServer } from "../support/server.js";
+import { bearer, secret, writeTokenFile } from "../support/tokens.js";
+import { refusal } from "../support/promises.js";
 
 type AggregatorClient = Client<typeof AggregatorService>;
 type SubscribeInit = Partial<Omit<SubscribeRequest, "$typeName">>;
 
-const secret = () => randomBytes(24).toString("base64url");
 const tokens = { admin: secret(), ingest: secret(), teamA: secret() };
 const limitation = 'token "team-a-reader" is limited to topics starting with "team-a."';
 
 let server: TestServer;
 
 beforeAll(async () => {
-  const file = join(tempDir(), "tokens.json");
-  writeFileSync(
-    file,
-    JSON.stringify([
+  const file = writeTokenFile([
       { name: "admin", token: tokens.admin, roles: ["publish", "read"] },
       { name: "ingest", token: tokens.ingest, roles: ["publish"] },
       { name: "team-a-reader", token: tokens.teamA, roles: ["read"], topics: ["team-a."] },
-    ]),
-  );
+    ]);
   server = await startServer({ args: ["--auth-tokens", file] });
 });
 
 afterAll(async () => {
   expect(await server.stop()).toBe(0);
 });
-
-function bearer(token: string): Interceptor {
-  return (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
-}
 
 /** connect-node over gRPC: Subscribe takes the server's lean gRPC path. */
 function grpcAs(token: string): AggregatorClient {
@@ -57,15 +44,6 @@ function grpcAs(token: string): AggregatorClient {
 /** connect-node over gRPC-Web: Subscribe goes through connect-es. */
 function grpcWebAs(token: string): AggregatorClient {
   return createClient(AggregatorService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1", interceptors: [bearer(token)] }));
-}
-
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  const outcome = await call.then(
-    () => undefined,
-    (err: unknown) => ConnectError.from(err),
-  );
-  if (outcome === undefined) throw new Error("expected the call to be refused");
-  return outcome;
 }
 
 /** Opens a subscription and reads its first message: resolves once the server has accepted it, rejects with its refusal. */

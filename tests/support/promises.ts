@@ -37,3 +37,10 @@ export function streamEnd(iterator: AsyncIterator<unknown>): Promise<ConnectErro
     while (!(await iterator.next()).done);
   });
 }
+
+/** The ConnectError a call is refused with; fails the test if the call succeeds. */
+export async function refusal(call: Promise<unknown>): Promise<ConnectError> {
+  const refused = await failureOf(() => call);
+  if (refused === undefined) throw new Error("expected the call to be refused");
+  return refused;
+}
