@@ -54,11 +54,6 @@ export class CommitFeed {
     return this.headSeq;
   }
 
-  /** Events kept in memory now, for Stats and tests. */
-  get keptEvents(): number {
-    return this.rows.length - this.start;
-  }
-
   /** Counts a subscriber in until the returned function is called: commits are kept only while someone follows. */
   follow(): () => void {
     this.followers++;
